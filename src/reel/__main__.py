@@ -1,0 +1,3 @@
+from reel.cli.app import main
+
+main()

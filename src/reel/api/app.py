@@ -1,0 +1,118 @@
+"""create_app(settings): lifespan, middleware, routers, error handlers, OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reel import __version__
+from reel.api import errors
+from reel.api.routes import health, media, seed
+from reel.api.schemas.seed import CheckStatusRequest, GenerateRequest
+from reel.config import Settings
+from reel.db.migrate import ensure_current, upgrade
+from reel.service.context import Services, build_services
+from reel.service.ratelimit import RateLimiter
+
+log = logging.getLogger("reel.api")
+
+_DESCRIPTION = """\
+Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) on hardware its operator controls.
+
+Authenticate with `Authorization: Bearer <API key>` (create one with `reel keys create`).
+Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes.
+"""
+
+
+class RequestIdMiddleware:
+    """Tags every request with an id (``X-Request-Id``), echoed in responses and error bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = "req_" + secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def prepare_database(services: Services) -> None:
+    """SQLite migrates itself on start; elsewhere migrations are a deploy step."""
+    if services.settings.is_sqlite:
+        upgrade(services.db.engine)
+    else:
+        ensure_current(services.db.engine)
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        svc = services or build_services(settings)
+        prepare_database(svc)
+        app.state.services = svc
+        app.state.limiter = RateLimiter(
+            create=settings.rate_limit_create,
+            status=settings.rate_limit_status,
+            storage_uri=settings.rate_limit_storage,
+        )
+        for name, spec in svc.catalog.models.items():
+            if spec.engine == "sandbox":
+                tiers = [t.value for t, m in svc.catalog.tiers.items() if m == name]
+                log.warning("model %r uses the SANDBOX engine (no real generation) for tiers %s",
+                            name, ", ".join(tiers) or "none")
+        try:
+            yield
+        finally:
+            if owned:
+                svc.close()
+
+    app = FastAPI(
+        title="Reel",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(seed.router)
+    app.include_router(media.router)
+    app.include_router(health.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (GenerateRequest, CheckStatusRequest):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas[model.__name__] = body
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, ops in schema.get("paths", {}).items():
+        if path.startswith("/api/"):
+            for op in ops.values():
+                op["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema

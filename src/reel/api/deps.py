@@ -1,0 +1,94 @@
+"""Request dependencies: services, the JSON body, the current key, rate limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+
+from reel.config import Settings
+from reel.db.models import ApiKey
+from reel.service import keys
+from reel.service.context import Services
+from reel.service.errors import InvalidParameter, LoginRequired
+from reel.service.ratelimit import Bucket, RateLimiter
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    return request.app.state.limiter  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_key(request: Request, services: ServicesDep) -> ApiKey:
+    token = bearer_token(request)
+    if token is None:
+        raise LoginRequired()
+    with services.db.read() as session:
+        return keys.authenticate(session, token)
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def _limit(bucket: Bucket):  # noqa: ANN202 - returns a FastAPI dependency
+    def dependency(key: CurrentKey, limiter: LimiterDep, response: Response) -> ApiKey:
+        quota = limiter.hit(bucket, key.id)
+        response.headers.update(quota.headers())
+        return key
+
+    return dependency
+
+
+CreateKey = Annotated[ApiKey, Depends(_limit(Bucket.CREATE))]
+StatusKey = Annotated[ApiKey, Depends(_limit(Bucket.STATUS))]
+
+
+async def json_body(request: Request, services: ServicesDep) -> dict[str, object]:
+    """The body as a JSON object, size-capped; anything else is INVALID_PARAMETER."""
+    cap = services.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise InvalidParameter(f"request body larger than {cap} bytes", param="body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise InvalidParameter(f"request body larger than {cap} bytes", param="body")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter("request body must be valid JSON", param="body") from exc
+    if not isinstance(data, dict):
+        raise InvalidParameter("request body must be a JSON object", param="body")
+    return data
+
+
+JsonBody = Annotated[dict[str, object], Depends(json_body)]

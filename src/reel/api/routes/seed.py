@@ -1,0 +1,182 @@
+"""`/api/sora-2/*`: the Sora 2 contract, exactly, plus documented extensions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import func, select
+
+from reel.api.deps import CreateKey, JsonBody, LimiterDep, ServicesDep, StatusKey
+from reel.api.schemas.seed import (
+    AccountResponse,
+    CheckStatusRequest,
+    ErrorBody,
+    GenerateRequest,
+    GenerateResponse,
+    RateLimitState,
+    StatusResponse,
+    TaskPage,
+    parse_generate,
+    parse_task_id,
+)
+from reel.db.models import Task
+from reel.service import tasks
+from reel.service.context import Services
+from reel.service.ratelimit import Bucket
+from reel.types import TaskStatus
+
+router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    text = {400: "Invalid request", 401: "Missing, invalid or revoked API key",
+            402: "Not enough credits", 404: "Task not found or not owned by this key",
+            409: "Conflict", 429: "Rate limit or active-task limit exceeded",
+            500: "Internal error", 503: "Database busy; retry"}
+    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+
+
+def _body_doc(model: type[GenerateRequest] | type[CheckStatusRequest]) -> dict[str, object]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def base_url(request: Request, services: Services) -> str:
+    return services.settings.public_url or str(request.base_url)
+
+
+def present(task: Task, *, services: Services, request: Request,
+            queue_position: int | None = None) -> StatusResponse:
+    common = {
+        "taskId": task.id, "engine": task.engine, "modelTier": task.tier, "mode": task.mode,
+        "aspectRatio": task.aspect, "videoDuration": str(task.duration_s),
+        "createdAt": _iso(task.created_at), "completedAt": _iso(task.finished_at),
+    }
+    status = TaskStatus(task.status)
+    if status is TaskStatus.COMPLETED and task.video_key:
+        ttl = services.settings.media_url_ttl
+        return StatusResponse(
+            success=True, status="completed", message="Video generation completed",
+            videoUrl=services.storage.url(task.video_key, base_url=base_url(request, services),
+                                          expires_in=ttl),
+            generationTime=round((task.finished_at or task.created_at) - task.created_at),
+            creditsUsed=task.credits, progressPercent=100.0, **common,
+        )
+    if status in (TaskStatus.FAILED, TaskStatus.CANCELED):
+        canceled = status is TaskStatus.CANCELED
+        return StatusResponse(
+            success=False, status="failed",
+            error=task.error_message or "Video generation failed",
+            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
+            canceled=canceled, creditsRefunded=task.credits, creditsUsed=0, **common,
+        )
+    return StatusResponse(
+        success=True, status="processing", progress=task.stage,
+        progressPercent=task.percent, queuePosition=queue_position,
+        message=f"Video generation {task.stage}", **common,
+    )
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses=_errors(400, 401, 402, 429, 500, 503),
+    openapi_extra=_body_doc(GenerateRequest),
+    summary="Generate a video",
+)
+def generate(key: CreateKey, body: JsonBody, services: ServicesDep) -> GenerateResponse:
+    s = services.settings
+    cmd = parse_generate(body, max_prompt=s.max_prompt_length, max_images=s.max_image_urls)
+    task = tasks.create(services, key, cmd)
+    return GenerateResponse(taskId=task.id, message="Video generation in progress")
+
+
+@router.post(
+    "/check-status",
+    response_model=StatusResponse,
+    response_model_exclude_none=True,
+    responses=_errors(400, 401, 404, 429, 500, 503),
+    openapi_extra=_body_doc(CheckStatusRequest),
+    summary="Check task status",
+)
+def check_status(key: StatusKey, body: JsonBody, services: ServicesDep,
+                 request: Request) -> StatusResponse:
+    task_id = parse_task_id(body)
+    with services.db.read() as session:
+        task = tasks.get(session, key, task_id)
+        position = tasks.queue_position(session, task)
+    return present(task, services=services, request=request, queue_position=position)
+
+
+@router.post(
+    "/cancel",
+    response_model=StatusResponse,
+    response_model_exclude_none=True,
+    responses=_errors(400, 401, 404, 409, 429, 500, 503),
+    openapi_extra=_body_doc(CheckStatusRequest),
+    summary="Cancel a task (extension)",
+)
+def cancel(key: StatusKey, body: JsonBody, services: ServicesDep,
+           request: Request) -> StatusResponse:
+    task = tasks.cancel(services, key, parse_task_id(body))
+    return present(task, services=services, request=request)
+
+
+@router.get(
+    "/tasks",
+    response_model=TaskPage,
+    response_model_exclude_none=True,
+    responses=_errors(400, 401, 404, 429, 500, 503),
+    summary="List this key's tasks, newest first (extension)",
+)
+def list_tasks(
+    key: StatusKey,
+    services: ServicesDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=100)] = None,
+) -> TaskPage:
+    with services.db.read() as session:
+        rows = tasks.list_for_key(session, key, limit=limit + 1, after=after)
+        page = rows[:limit]
+        data = [present(t, services=services, request=request,
+                        queue_position=tasks.queue_position(session, t)) for t in page]
+    return TaskPage(data=data, hasMore=len(rows) > limit,
+                    nextCursor=page[-1].id if len(rows) > limit else None)
+
+
+@router.get(
+    "/account",
+    response_model=AccountResponse,
+    responses=_errors(401, 429, 500, 503),
+    summary="Balance, limits and usage of this key (extension)",
+)
+def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> AccountResponse:
+    with services.db.read() as session:
+        counts = dict(session.execute(
+            select(Task.status, func.count()).where(Task.key_id == key.id).group_by(Task.status)
+        ).all())
+        spent = session.scalar(select(func.coalesce(func.sum(Task.credits), 0)).where(
+            Task.key_id == key.id, Task.status.in_([TaskStatus.COMPLETED, *tasks.ACTIVE])))
+    limits = {}
+    for bucket in Bucket:
+        q = limiter.peek(bucket, key.id)
+        limits[bucket.value] = RateLimitState(limit=q.limit, remaining=q.remaining,
+                                              resetSeconds=q.reset_in)
+    return AccountResponse(
+        keyId=key.id, name=key.name, credits=key.balance,
+        activeTasks=sum(counts.get(s, 0) for s in tasks.ACTIVE),
+        maxActiveTasks=services.settings.max_active_tasks_per_key,
+        rateLimits=limits,
+        usage={"tasks": sum(counts.values()),
+               **{s.value: counts.get(s, 0) for s in TaskStatus},
+               "creditsSpent": int(spent or 0)},
+    )

@@ -1,0 +1,134 @@
+"""`reel keys …` and `reel credits …`: operator commands on the same database as the server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reel.api.app import prepare_database
+from reel.config import Settings
+from reel.service import keys, ledger
+from reel.service.context import Services, build_services
+from reel.service.errors import ReelError
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+credits_app = typer.Typer(help="Add and inspect credits.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    services = build_services(Settings())
+    try:
+        prepare_database(services)
+        yield services
+    finally:
+        services.close()
+
+
+def _run(action: Callable[[Services], T]) -> T:
+    with _services() as services:
+        try:
+            return action(services)
+        except ReelError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(1) from exc
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@keys_app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="A label for the key's owner.")],
+    credits: Annotated[int, typer.Option(min=0, help="Opening credit balance.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line for scripts.")] = False,
+) -> None:
+    """Create a key. Its secret is printed once and never stored."""
+
+    def action(services: Services) -> keys.IssuedKey:
+        with services.db.write() as session:
+            return keys.issue(session, name=name, credits=credits)
+
+    issued = _run(action)
+    if as_json:
+        typer.echo(json.dumps({"id": issued.id, "name": issued.name, "key": issued.key,
+                               "credits": issued.credits}))
+        return
+    console.print(f"Created key [bold]{issued.id}[/bold] ({issued.name}) with "
+                  f"{issued.credits} credits.")
+    console.print("Secret (shown once; store it now):")
+    typer.echo(issued.key)
+
+
+@keys_app.command("list")
+def list_() -> None:
+    """List keys with balances (secrets are never shown)."""
+
+    def action(services: Services) -> Table:
+        table = Table("id", "name", "credits", "created", "revoked")
+        with services.db.read() as session:
+            for row in keys.list_keys(session):
+                table.add_row(row.id, row.name, str(row.balance), _when(row.created_at),
+                              _when(row.revoked_at))
+        return table
+
+    console.print(_run(action))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…).")]) -> None:
+    """Revoke a key; it is refused from its next request."""
+
+    def action(services: Services) -> None:
+        with services.db.write() as session:
+            keys.revoke(session, key_id)
+
+    _run(action)
+    console.print(f"Revoked {key_id}.")
+
+
+@credits_app.command("add")
+def add(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    amount: Annotated[int, typer.Argument(min=1, help="Credits to add.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept in the ledger).")] = None,
+) -> None:
+    """Grant credits to a key."""
+
+    def action(services: Services) -> int:
+        with services.db.write() as session:
+            return ledger.grant(session, key_id, amount, note=note).balance_after
+
+    balance = _run(action)
+    console.print(f"{key_id}: +{amount} credits, balance {balance}.")
+
+
+@credits_app.command("show")
+def show(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Ledger entries to show.")] = 20,
+) -> None:
+    """Balance and recent ledger entries of a key."""
+
+    def action(services: Services) -> tuple[int, Table]:
+        table = Table("when", "kind", "amount", "balance", "task", "note")
+        with services.db.read() as session:
+            row = keys.get(session, key_id)
+            for entry in ledger.history(session, key_id, limit=limit):
+                table.add_row(_when(entry.created_at), entry.kind, f"{entry.amount:+d}",
+                              str(entry.balance_after), entry.task_id or "", entry.note or "")
+            return row.balance, table
+
+    balance, table = _run(action)
+    console.print(f"{key_id}: balance [bold]{balance}[/bold] credits")
+    console.print(table)

@@ -1,0 +1,33 @@
+"""The `reel` command: Typer root that wires the sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from reel import __version__
+from reel.cli import admin, generate, serve
+
+app = typer.Typer(
+    name="reel",
+    help="Reel: a self-hosted video generation service speaking the Sora 2 API contract.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("worker")(serve.worker)
+app.command("migrate")(serve.migrate)
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.credits_app, name="credits")
+app.command("generate")(generate.generate)
+app.command("status")(generate.status)
+
+
+@app.command("version")
+def version() -> None:
+    """Print Reel's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

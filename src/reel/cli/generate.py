@@ -1,0 +1,109 @@
+"""`reel generate` and `reel status`: the Python client with a Rich progress display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from reel.client import Client, ReelAPIError, TaskStatus
+
+console = Console(stderr=True)
+
+ServerOpt = Annotated[str | None, typer.Option(
+    envvar="REEL_SERVER", help="Reel server URL (default http://127.0.0.1:8000).")]
+KeyOpt = Annotated[str | None, typer.Option(envvar="REEL_API_KEY", help="API key.")]
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    mode: Annotated[str | None, typer.Option(
+        help="textToVideo or imageToVideo (default: imageToVideo when --image is given).")] = None,
+    tier: Annotated[str, typer.Option(
+        help="sora2, sora2-pro-standard or sora2-pro-high.")] = "sora2",
+    aspect: Annotated[str, typer.Option(help="portrait or landscape.")] = "portrait",
+    duration: Annotated[str, typer.Option(help="Seconds: 10 or 15.")] = "10",
+    image: Annotated[list[str] | None, typer.Option(
+        help="Public image URL for image-to-video (repeatable; the first is the start frame).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to save the MP4.")] = None,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    poll: Annotated[float, typer.Option(help="Seconds between status checks.")] = 2.0,
+) -> None:
+    """Submit a generation, show its progress, then download the video."""
+    try:
+        with Client(server, key) as client:
+            submitted = client.generate(
+                prompt, mode=mode or ("imageToVideo" if image else "textToVideo"), tier=tier,
+                aspect=aspect, duration=duration, image_urls=image or None)
+            console.print(f"task [bold]{submitted.task_id}[/bold] accepted")
+            final = _wait_with_progress(client, submitted.task_id, poll)
+            target = out or Path(f"{submitted.task_id}.mp4")
+            _download_with_progress(client, final, target)
+    except ReelAPIError as exc:
+        console.print(f"[red]{exc.error_code or 'error'}[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"saved [bold]{target}[/bold] "
+                  f"({final.generation_time}s, {final.credits_used} credits)")
+
+
+def _wait_with_progress(client: Client, task_id: str, poll: float) -> TaskStatus:
+    columns = (SpinnerColumn(), TextColumn("{task.fields[stage]:<10}"), BarColumn(),
+               TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("generate", total=100, stage="queued")
+
+        def on_progress(status: TaskStatus) -> None:
+            stage = status.stage or status.status
+            if status.queue_position:
+                stage = f"queued #{status.queue_position}"
+            progress.update(bar, completed=status.percent or 0, stage=stage)
+
+        final = client.wait(task_id, on_progress=on_progress, poll_interval=poll)
+        progress.update(bar, completed=100, stage="done")
+    return final
+
+
+def _download_with_progress(client: Client, status: TaskStatus, target: Path) -> None:
+    with Progress(TextColumn("download"), BarColumn(), DownloadColumn(), console=console) as bar:
+        job = bar.add_task("download", total=None)
+
+        def on_bytes(done: int, total: int | None) -> None:
+            bar.update(job, completed=done, total=total)
+
+        client.download(status, target, on_bytes=on_bytes)
+
+
+def status(
+    task_id: Annotated[str, typer.Argument(help="Task id (task_…).")],
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Show a task's status."""
+    try:
+        with Client(server, key) as client:
+            s = client.check_status(task_id)
+    except ReelAPIError as exc:
+        console.print(f"[red]{exc.error_code or 'error'}[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    out = Console()
+    out.print(f"[bold]{s.task_id}[/bold]: {s.status}")
+    if s.status == "processing":
+        out.print(f"  stage {s.stage}, {s.percent or 0:.0f}%"
+                  + (f", queue position {s.queue_position}" if s.queue_position else ""))
+    elif s.status == "completed":
+        out.print(f"  video: {s.video_url}\n  {s.generation_time}s, {s.credits_used} credits")
+    else:
+        out.print(f"  [red]{s.error_code}[/red]: {s.error}")

@@ -1,0 +1,91 @@
+"""`reel serve`, `reel worker`, `reel migrate`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from reel.api.app import create_app, prepare_database
+from reel.config import Settings
+from reel.db.migrate import upgrade
+from reel.logs import configure_logging
+from reel.service.context import build_services
+from reel.worker.supervisor import Supervisor
+
+log = logging.getLogger("reel")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        help="Generation worker processes to supervise (default: REEL_WORKERS or 1).")] = None,
+    no_workers: Annotated[bool, typer.Option(
+        "--no-workers", help="Serve the API only; run `reel worker` elsewhere.")] = False,
+) -> None:
+    """Run the API and supervise generation worker processes."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    prepare_database(services)
+    count = 0 if no_workers else (settings.workers if workers is None else workers)
+    supervisor = Supervisor(services, processes=count) if count else None
+    app = create_app(settings, services=services)
+    config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level,
+                            proxy_headers=True, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    if supervisor is not None:
+        supervisor.start()
+    log.info("Reel listening on http://%s:%d (%d worker process(es))", host, port, count)
+    try:
+        server.run()
+    finally:
+        if supervisor is not None:
+            log.info("draining workers")
+            supervisor.stop()
+        services.close()
+
+
+def worker(
+    processes: Annotated[int, typer.Option("--processes", "-p",
+                                           help="Worker processes to run.")] = 1,
+    models: Annotated[str | None, typer.Option(
+        help="Comma-separated model names to serve (default: all in the models file).")] = None,
+) -> None:
+    """Run generation workers only (no API)."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    prepare_database(services)
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    if names:
+        unknown = set(names) - set(services.catalog.models)
+        if unknown:
+            raise typer.BadParameter(f"unknown models: {', '.join(sorted(unknown))}")
+    supervisor = Supervisor(services, processes=processes, models=names)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: draining", signum)
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    supervisor.start()
+    supervisor.wait()
+    services.close()
+
+
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    try:
+        upgrade(services.db.engine)
+    finally:
+        services.close()
+    typer.echo("database is up to date")

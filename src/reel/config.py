@@ -1,0 +1,120 @@
+"""Settings: the one place that reads the environment (prefix ``REEL_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built once per process and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="REEL_", extra="ignore", frozen=True)
+
+    # --- storage of state -------------------------------------------------------------
+    data_dir: Path = Path("reel-data")
+    #: SQLAlchemy URL; default: SQLite file inside ``data_dir``.
+    database_url: str | None = None
+    #: Signs media URLs. Generated into ``data_dir/secret_key`` when unset.
+    secret_key: SecretStr | None = None
+    #: Absolute base URL clients reach this service at; default: taken from each request.
+    public_url: str | None = None
+    #: Seconds to wait for a locked SQLite database before answering 503.
+    db_busy_timeout: float = Field(default=5.0, gt=0)
+
+    # --- models -----------------------------------------------------------------------
+    #: TOML models file; default: the packaged file serving every tier with the sandbox.
+    models_file: Path | None = None
+
+    # --- limits -----------------------------------------------------------------------
+    rate_limit_create: str = "100/hour"
+    rate_limit_status: str = "120/minute"
+    #: ``limits`` storage URI; ``memory://`` for one API process, ``redis://…`` for many.
+    rate_limit_storage: str = "memory://"
+    max_active_tasks_per_key: int = Field(default=10, ge=1)
+    max_prompt_length: int = Field(default=4000, ge=1)
+    max_image_urls: int = Field(default=4, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # --- image fetching ---------------------------------------------------------------
+    #: Test-only: hosts (any port) allowed despite non-public addresses. Off by default.
+    image_fetch_allow_hosts: CommaList = ()
+    image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    image_max_pixels: int = Field(default=40_000_000, ge=1)
+    image_fetch_timeout: float = Field(default=15.0, gt=0)
+
+    # --- task lifecycle ---------------------------------------------------------------
+    max_queue_wait: float = Field(default=3600.0, gt=0)
+    task_time_limit: float = Field(default=1800.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    reaper_seconds: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    poll_seconds: float = Field(default=0.2, gt=0)
+    #: Seconds a draining worker waits for its running task to reach a step boundary.
+    drain_seconds: float = Field(default=20.0, ge=0)
+
+    # --- media ------------------------------------------------------------------------
+    media_url_ttl: int = Field(default=24 * 3600, ge=60)
+
+    # --- sandbox engine ---------------------------------------------------------------
+    sandbox_profile: Literal["full", "tiny"] = "full"
+    sandbox_delay: float = Field(default=1.0, ge=0)
+    sandbox_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_fps: int = Field(default=24, ge=8, le=60)
+
+    # --- processes --------------------------------------------------------------------
+    workers: int = Field(default=1, ge=0)
+    log_level: str = "info"
+
+    @field_validator("image_fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'reel.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """The media-URL signing key: set, or generated once into the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".secret_key.{secrets.token_hex(8)}")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            try:
+                path.hardlink_to(tmp)  # atomic: the first process to write wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,119 @@
+"""ORM rows. Times are UNIX epoch seconds (float) so SQLite and PostgreSQL compare them alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reel.db.base import Base
+
+
+class ApiKey(Base):
+    """An API key and the credit balance it spends from."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_non_negative"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: First characters of the secret, for lookup; not secret on their own.
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    #: SHA-256 hex of the whole key; the key itself is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64))
+    balance: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_claim", "status", "model", "priority", "created_at"),
+        Index("ix_tasks_key_created", "key_id", "created_at"),
+        CheckConstraint("credits >= 0", name="credits_non_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    #: Which API surface created it ("seed" | "openai"): decides how it is shown.
+    surface: Mapped[str] = mapped_column(String(16), default="seed")
+    mode: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str] = mapped_column(String(32))
+    #: The models-file entry that serves it; also its queue name.
+    model: Mapped[str] = mapped_column(String(64))
+    aspect: Mapped[str] = mapped_column(String(16))
+    duration_s: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    #: Storage key of the validated input image (image-to-video).
+    image_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    credits: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+    stage: Mapped[str] = mapped_column(String(16), default="queued")
+    percent: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    worker_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+
+    engine: Mapped[str | None] = mapped_column(String(32), default=None)
+    video_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, default=None)
+    finished_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Seconds the engine spent on the attempt that completed.
+    generation_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class LedgerEntry(Base):
+    """Append-only credit movements. A task has at most one charge and one refund."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("task_id", "kind", name="one_per_task_kind"),
+        CheckConstraint("kind IN ('grant', 'charge', 'refund', 'adjust')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), default=None)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: Signed: grants and refunds positive, charges negative.
+    amount: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Worker(Base):
+    """A live worker process advertises itself here (heartbeat row)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    current_task: Mapped[str | None] = mapped_column(String(40), default=None)
+    task_started_at: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,96 @@
+"""Engine and session factory. SQLite runs in WAL mode; writers take ``BEGIN IMMEDIATE``."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from reel.config import Settings
+
+_IMMEDIATE = "reel_immediate"
+
+
+class DatabaseBusy(Exception):  # noqa: N818 - named for what the caller sees
+    """The database stayed locked past the busy timeout."""
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": settings.db_busy_timeout, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=16,
+        )
+        _install_sqlite_hooks(engine, settings.db_busy_timeout)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        assert isinstance(dbapi_conn, sqlite3.Connection)
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Sessions for reading (deferred) and writing (``BEGIN IMMEDIATE`` on SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer_engine = engine.execution_options(**{_IMMEDIATE: True})
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with _translate_busy(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any exception."""
+        with (
+            _translate_busy(),
+            Session(self._writer_engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _translate_busy() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        text = str(exc.orig).lower()
+        if "database is locked" in text or "database is busy" in text:
+            raise DatabaseBusy("the database is busy") from exc
+        raise
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(make_engine(settings))

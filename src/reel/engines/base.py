@@ -1,0 +1,81 @@
+"""The Engine seam: what every generation backend implements.
+
+An engine turns a :class:`GenerationRequest` into an MP4 file and reports progress. It knows
+nothing of credits, keys, queues or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from reel.types import Mode, Stage
+
+
+class EngineError(Exception):
+    """A generation failed inside an engine. ``message`` is safe to show to users."""
+
+    def __init__(self, message: str = "Video generation failed", *, retryable: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class EngineConfigError(EngineError):
+    """The engine is misconfigured (missing files, wrong options); raised at load time."""
+
+
+class Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a :class:`ProgressSink` to stop the engine at the next step boundary."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "canceled" | "draining" | "lease_lost"
+
+
+class ProgressSink(Protocol):
+    """Called by engines as they work. May raise :class:`Interrupted`."""
+
+    def __call__(self, stage: Stage, percent: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    task_id: str
+    prompt: str
+    mode: Mode
+    width: int
+    height: int
+    duration_s: float
+    #: Where the engine must write the finished MP4.
+    output_path: Path
+    #: The validated, re-encoded start frame (PNG) for image-to-video.
+    image_path: Path | None = None
+    seed: int = 0
+    #: The model's ``params`` table from the models file.
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOutput:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+@runtime_checkable
+class Engine(Protocol):
+    #: The label shown to users in task status (``"sandbox"``, ``"wan"``…).
+    name: str
+
+    def generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput: ...
+
+    def close(self) -> None: ...

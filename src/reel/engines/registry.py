@@ -1,0 +1,36 @@
+"""Engine name → implementation, imported lazily so heavy libraries load only when configured."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Final
+
+from reel.config import Settings
+from reel.engines.base import Engine, EngineConfigError
+
+ENGINES: Final[Mapping[str, str]] = {
+    "sandbox": "reel.engines.sandbox:SandboxEngine",
+}
+
+
+def engine_class(name: str) -> type[Engine]:
+    try:
+        target = ENGINES[name]
+    except KeyError:
+        raise EngineConfigError(
+            f"unknown engine {name!r}; known engines: {', '.join(sorted(ENGINES))}"
+        ) from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EngineConfigError(
+            f"engine {name!r} needs optional packages that are not installed ({exc.name}); "
+            "see docs/models.md"
+        ) from exc
+    return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+def load_engine(name: str, *, params: Mapping[str, object], settings: Settings) -> Engine:
+    return engine_class(name)(params=params, settings=settings)  # type: ignore[call-arg]

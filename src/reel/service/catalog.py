@@ -1,0 +1,89 @@
+"""The models file: named models (engine + params + concurrency) and the tier → model map."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from reel.types import Tier
+
+
+class CatalogError(ValueError):
+    """The models file is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    engine: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    concurrency: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: Mapping[str, ModelSpec]
+    tiers: Mapping[Tier, str]
+
+    def model_for(self, tier: Tier) -> ModelSpec:
+        return self.models[self.tiers[tier]]
+
+    @property
+    def engines(self) -> frozenset[str]:
+        return frozenset(m.engine for m in self.models.values())
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """Read and check a models file; ``None`` means the packaged default."""
+    if path is None:
+        text = resources.files("reel").joinpath("models.toml").read_text()
+        source = "<packaged models.toml>"
+    else:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CatalogError(f"cannot read models file {path}: {exc.strerror}") from exc
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: {exc}") from exc
+    return parse_catalog(data, source)
+
+
+def parse_catalog(data: Mapping[str, object], source: str = "<models>") -> Catalog:
+    raw_models = data.get("models")
+    if not isinstance(raw_models, dict) or not raw_models:
+        raise CatalogError(f"{source}: needs a [models.NAME] table")
+    models: dict[str, ModelSpec] = {}
+    for name, entry in raw_models.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("engine"), str):
+            raise CatalogError(f"{source}: models.{name} needs engine = \"...\"")
+        params = entry.get("params", {})
+        concurrency = entry.get("concurrency", 1)
+        if not isinstance(params, dict):
+            raise CatalogError(f"{source}: models.{name}.params must be a table")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise CatalogError(f"{source}: models.{name}.concurrency must be a positive integer")
+        unknown = set(entry) - {"engine", "params", "concurrency"}
+        if unknown:
+            raise CatalogError(f"{source}: models.{name} has unknown keys {sorted(unknown)}")
+        models[name] = ModelSpec(name, entry["engine"], params, concurrency)
+    raw_tiers = data.get("tiers")
+    if not isinstance(raw_tiers, dict):
+        raise CatalogError(f"{source}: needs a [tiers] table mapping every tier to a model")
+    tiers: dict[Tier, str] = {}
+    for tier in Tier:
+        model = raw_tiers.get(tier.value)
+        if not isinstance(model, str):
+            raise CatalogError(f"{source}: [tiers] has no model for {tier.value}")
+        if model not in models:
+            raise CatalogError(f"{source}: tier {tier.value} names unknown model {model!r}")
+        tiers[tier] = model
+    extra = set(raw_tiers) - {t.value for t in Tier}
+    if extra:
+        raise CatalogError(f"{source}: [tiers] has unknown tiers {sorted(extra)}")
+    return Catalog(models, tiers)

@@ -1,0 +1,43 @@
+"""The long-lived collaborators a use case needs, built once per process from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reel.config import Settings
+from reel.db.session import Database, open_database
+from reel.media.fetch import FetchPolicy
+from reel.queue import Dispatcher, open_dispatcher
+from reel.service.catalog import Catalog, load_catalog
+from reel.storage import Storage, open_storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    storage: Storage
+    dispatcher: Dispatcher
+    catalog: Catalog
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        s = self.settings
+        return FetchPolicy(
+            allow_hosts=frozenset(s.image_fetch_allow_hosts),
+            max_bytes=s.image_max_bytes,
+            timeout=s.image_fetch_timeout,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(
+        settings=settings,
+        db=open_database(settings),
+        storage=open_storage(settings),
+        dispatcher=open_dispatcher(settings),
+        catalog=load_catalog(settings.models_file),
+    )

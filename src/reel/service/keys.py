@@ -1,0 +1,99 @@
+"""API keys: issued once, stored as SHA-256 hashes, looked up by prefix, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from reel.db.models import ApiKey
+from reel.service import ledger
+from reel.service.clock import now
+from reel.service.errors import InvalidParameter, LoginRequired, NotFound
+
+KEY_PREFIX = "sk-reel-"
+_LOOKUP_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    id: str
+    name: str
+    key: str
+    credits: int
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _lookup_prefix(key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + _LOOKUP_CHARS + 16:
+        return None
+    return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_CHARS]
+
+
+def issue(session: Session, *, name: str, credits: int) -> IssuedKey:
+    """Create a key with an opening grant. The secret is returned here and never again."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidParameter("name must be 1-200 characters", param="name")
+    if credits < 0:
+        raise InvalidParameter("credits must be zero or more", param="credits")
+    secret = secrets.token_urlsafe(32).replace("-", "x").replace("_", "y")
+    key = KEY_PREFIX + secret
+    row = ApiKey(
+        id="key_" + secrets.token_hex(8),
+        name=name,
+        prefix=key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_CHARS],
+        key_hash=_hash(key),
+        balance=0,
+        created_at=now(),
+    )
+    session.add(row)
+    session.flush()
+    if credits:
+        ledger.grant(session, row.id, credits, note="opening balance")
+    return IssuedKey(row.id, row.name, key, credits)
+
+
+def authenticate(session: Session, presented: str | None) -> ApiKey:
+    """The live key matching ``presented``, or :class:`LoginRequired`."""
+    if not presented:
+        raise LoginRequired()
+    prefix = _lookup_prefix(presented)
+    digest = _hash(presented)
+    found: ApiKey | None = None
+    if prefix is not None:
+        for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
+            if hmac.compare_digest(row.key_hash, digest):
+                found = row
+    else:
+        hmac.compare_digest(digest, digest)  # same work on the refusal path
+    if found is None or found.revoked_at is not None:
+        raise LoginRequired("Invalid or revoked API key")
+    return found
+
+
+def get(session: Session, key_id: str) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"no API key {key_id}")
+    return row
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def revoke(session: Session, key_id: str) -> ApiKey:
+    row = get(session, key_id)
+    session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now())
+    )
+    session.refresh(row)
+    return row

@@ -1,0 +1,74 @@
+"""Per-key rate limits through the ``limits`` library (memory store for one API process, Redis for many)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from reel.service.clock import now
+from reel.service.errors import RateLimited
+
+
+class Bucket(StrEnum):
+    CREATE = "create"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """What a response tells the client about its limit (IETF RateLimit headers)."""
+
+    limit: int
+    remaining: int
+    reset_in: int
+    window: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_in),
+            "RateLimit-Policy": f"{self.limit};w={self.window}",
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_in),
+        }
+
+
+class RateLimiter:
+    def __init__(self, *, create: str, status: str, storage_uri: str = "memory://") -> None:
+        self._items: dict[Bucket, RateLimitItem] = {Bucket.CREATE: parse(create),
+                                                    Bucket.STATUS: parse(status)}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def item(self, bucket: Bucket) -> RateLimitItem:
+        return self._items[bucket]
+
+    def hit(self, bucket: Bucket, key_id: str) -> Quota:
+        """Count one request; raise :class:`RateLimited` (with the quota) when over."""
+        item = self._items[bucket]
+        allowed = self._limiter.hit(item, bucket.value, key_id)
+        quota = self.peek(bucket, key_id)
+        if not allowed:
+            raise RateLimited(
+                f"Rate limit exceeded ({item.amount} per {_window_text(item)})",
+                retry_after=max(1, quota.reset_in),
+                headers=quota.headers(),
+            )
+        return quota
+
+    def peek(self, bucket: Bucket, key_id: str) -> Quota:
+        item = self._items[bucket]
+        stats = self._limiter.get_window_stats(item, bucket.value, key_id)
+        reset_in = max(0, math.ceil(stats.reset_time - now()))
+        return Quota(item.amount, max(0, stats.remaining), reset_in, item.get_expiry())
+
+
+def _window_text(item: RateLimitItem) -> str:
+    unit = item.GRANULARITY.name
+    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"

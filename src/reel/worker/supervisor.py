@@ -1,0 +1,152 @@
+"""Supervises worker processes: spawns, respawns, enforces the per-task time limit, reaps leases.
+
+Engines only ever run inside the child processes. A child whose task outlives
+``task_time_limit`` is SIGKILLed and respawned, and its task fails with a refund. On stop, children
+get SIGTERM and drain: a running task hands its lease back without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+
+from sqlalchemy import delete, select
+
+from reel.config import Settings
+from reel.db.models import Task, Worker
+from reel.service import lifecycle
+from reel.service.clock import now
+from reel.service.context import Services, build_services
+from reel.logs import configure_logging
+
+log = logging.getLogger("reel.supervisor")
+
+
+def child_main(settings_data: dict[str, object], models: list[str] | None) -> None:
+    """Entry point of a worker process."""
+    from reel.worker.runner import Runner  # imported in the child only
+
+    settings = Settings.model_validate(settings_data)
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    runner = Runner(services, models=models)
+
+    def _drain(signum: int, _frame: object) -> None:
+        log.info("worker %s draining (signal %d)", runner.worker_id, signum)
+        runner.stop(drain=True)
+
+    signal.signal(signal.SIGTERM, _drain)
+    signal.signal(signal.SIGINT, _drain)
+    try:
+        runner.run_forever()
+    finally:
+        services.close()
+
+
+class Supervisor:
+    def __init__(self, services: Services, *, processes: int,
+                 models: Sequence[str] | None = None) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.processes = processes
+        self.models = list(models) if models else None
+        self._ctx = mp.get_context("spawn")
+        self._children: list[BaseProcess] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_reap = 0.0
+
+    def start(self) -> None:
+        for _ in range(self.processes):
+            self._children.append(self._spawn())
+        self._thread = threading.Thread(target=self._watch, name="reel-supervisor", daemon=True)
+        self._thread.start()
+
+    def _spawn(self) -> BaseProcess:
+        data = self.settings.model_dump(mode="json", exclude_none=True)
+        if self.settings.secret_key is not None:
+            data["secret_key"] = self.settings.secret_key.get_secret_value()
+        proc = self._ctx.Process(target=child_main, args=(data, self.models), name="reel-worker",
+                                 daemon=False)
+        proc.start()
+        log.info("started worker process %s", proc.pid)
+        return proc
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            try:
+                self._respawn_dead()
+                self._enforce_time_limit()
+                if time.monotonic() - self._last_reap >= self.settings.reaper_seconds:
+                    self._last_reap = time.monotonic()
+                    self.reap()
+            except Exception:
+                log.exception("supervisor pass failed; retrying")
+
+    def _respawn_dead(self) -> None:
+        for i, proc in enumerate(self._children):
+            if not proc.is_alive() and not self._stopping.is_set():
+                log.warning("worker process %s exited (%s); respawning", proc.pid, proc.exitcode)
+                proc.join(0)
+                self._children[i] = self._spawn()
+
+    def _enforce_time_limit(self) -> None:
+        limit = self.settings.task_time_limit
+        pids = {p.pid: p for p in self._children if p.is_alive()}
+        with self.services.db.read() as session:
+            rows = session.execute(
+                select(Worker.id, Worker.pid, Worker.current_task).where(
+                    Worker.pid.in_(list(pids)), Worker.current_task.is_not(None),
+                    Worker.task_started_at < now() - limit)
+            ).all()
+        for worker_id, pid, task_id in rows:
+            log.error("task %s exceeded the %ss time limit; killing worker %s", task_id, limit, pid)
+            proc = pids[pid]
+            os.kill(pid, signal.SIGKILL)
+            proc.join(5)
+            with self.services.db.write() as session:
+                task = session.get(Task, task_id)
+                if task is not None and task.worker_id == worker_id:
+                    lifecycle.fail(session, lifecycle.lease_of(task), code="GENERATION_FAILED",
+                                   message=f"Generation exceeded the time limit ({limit:.0f}s)")
+                session.execute(delete(Worker).where(Worker.id == worker_id))
+
+    def reap(self) -> lifecycle.Reaped:
+        with self.services.db.write() as session:
+            reaped = lifecycle.reap(session, max_queue_wait=self.settings.max_queue_wait)
+            session.execute(delete(Worker).where(
+                Worker.last_seen < now() - 4 * max(self.settings.heartbeat_seconds,
+                                                   self.settings.lease_seconds)))
+        for name in ("requeued", "failed", "expired"):
+            ids = getattr(reaped, name)
+            if ids:
+                log.warning("reaper %s %d task(s): %s", name, len(ids), ", ".join(ids))
+        return reaped
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        """SIGTERM every child (they drain), wait, then SIGKILL stragglers."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for proc in self._children:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + (self.settings.drain_seconds if timeout is None else timeout)
+        for proc in self._children:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker %s did not drain in time; killing", proc.pid)
+                proc.kill()
+                proc.join(5)
+        self._children.clear()
+
+    def wait(self) -> None:
+        """Block until stopped (for `reel worker`)."""
+        while not self._stopping.wait(0.5):
+            pass
