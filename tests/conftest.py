@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def client(settings: Settings, services: Services) -> Iterator[TestClient]:
 @pytest.fixture
 def api_key(services: Services) -> str:
     return make_key(services, credits=1000).key
+
+
+def with_settings(services: Services, **changes: object) -> Services:
+    """The same services (database, storage…) seen through changed settings."""
+    new = Settings(**{**services.settings.model_dump(), **changes})
+    return dataclasses.replace(services, settings=new)
 
 
 def auth(key: str) -> dict[str, str]:

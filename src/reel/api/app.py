@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -29,6 +29,12 @@ Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) on hardware its oper
 Authenticate with `Authorization: Bearer <API key>` (create one with `reel keys create`).
 Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes.
 """
+
+
+class Background(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class RequestIdMiddleware:
@@ -60,7 +66,19 @@ def prepare_database(services: Services) -> None:
         ensure_current(services.db.engine)
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    background: Sequence[Background] = (),
+) -> FastAPI:
+    """The ASGI app. Given ``services``, their settings win (one source of truth).
+
+    ``background`` jobs (the worker supervisor of `reel serve`) start with the app and stop
+    after it has stopped accepting requests, before the process exits.
+    """
+    if services is not None:
+        settings = services.settings
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
@@ -77,9 +95,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 tiers = [t.value for t, m in svc.catalog.tiers.items() if m == name]
                 log.warning("model %r uses the SANDBOX engine (no real generation) for tiers %s",
                             name, ", ".join(tiers) or "none")
+        for job in background:
+            job.start()
         try:
             yield
         finally:
+            for job in background:
+                job.stop()
             if owned:
                 svc.close()
 

@@ -34,19 +34,16 @@ def serve(
     prepare_database(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
     supervisor = Supervisor(services, processes=count) if count else None
-    app = create_app(settings, services=services)
+    # The supervisor runs with the app's lifespan: on SIGTERM uvicorn stops accepting, finishes
+    # in-flight requests, then the workers drain, all before the process exits.
+    app = create_app(settings, services=services,
+                     background=[supervisor] if supervisor is not None else [])
     config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level,
                             proxy_headers=True, timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    if supervisor is not None:
-        supervisor.start()
     log.info("Reel listening on http://%s:%d (%d worker process(es))", host, port, count)
     try:
-        server.run()
+        uvicorn.Server(config).run()
     finally:
-        if supervisor is not None:
-            log.info("draining workers")
-            supervisor.stop()
         services.close()
 
 

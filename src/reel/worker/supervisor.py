@@ -131,6 +131,8 @@ class Supervisor:
 
     def stop(self, *, timeout: float | None = None) -> None:
         """SIGTERM every child (they drain), wait, then SIGKILL stragglers."""
+        if self._children:
+            log.info("stopping %d worker process(es); draining", len(self._children))
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)

@@ -1,0 +1,218 @@
+"""End to end against a real `reel serve` process on a loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reel.media.video import probe
+from tests.e2e.server import ReelServer
+from tests.imageserver import image_server, png_bytes
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "000_08212a9615570d7b.txt"
+
+
+def post(server: ReelServer, path: str, key: str, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(f"{server.url}{path}", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {key}"})
+
+
+def wait_final(server: ReelServer, key: str, task_id: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = post(server, "/api/sora-2/check-status", key, {"taskId": task_id}).json()
+        if body["status"] != "processing":
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} still processing after {timeout}s")
+
+
+def ledger(server: ReelServer) -> list[tuple[str, str, int]]:
+    with sqlite3.connect(server.data_dir / "reel.db") as db:
+        return db.execute("SELECT task_id, kind, amount FROM ledger_entries "
+                          "WHERE task_id IS NOT NULL ORDER BY id").fetchall()
+
+
+def task_rows(server: ReelServer) -> dict[str, tuple[str, int]]:
+    with sqlite3.connect(server.data_dir / "reel.db") as db:
+        return {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, status, attempts FROM tasks")}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> ReelServer:
+    with ReelServer(tmp_path / "data", workers=2) as srv:
+        yield srv  # type: ignore[misc]
+
+
+def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: Path) -> None:
+    key = str(server.create_key(credits=100)["key"])
+    t2v = post(server, "/api/sora-2/generate", key, {
+        "prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
+        "mode": "textToVideo", "modelTier": "sora2", "aspectRatio": "landscape",
+        "videoDuration": "10"}).json()
+    with image_server({"/p.png": (200, "image/png", png_bytes(120, 90))}) as base:
+        i2v = post(server, "/api/sora-2/generate", key, {
+            "prompt": "The person in the painting comes alive", "mode": "imageToVideo",
+            "modelTier": "sora2", "aspectRatio": "landscape", "videoDuration": "15",
+            "imageUrls": [f"{base}/p.png"]}).json()
+    for submitted, seconds in ((t2v, 10), (i2v, 15)):
+        assert submitted["success"] is True and submitted["status"] == "processing"
+        final = wait_final(server, key, str(submitted["taskId"]))
+        assert final["status"] == "completed" and final["engine"] == "sandbox", final
+        video = httpx.get(str(final["videoUrl"]), timeout=30)
+        assert video.status_code == 200
+        path = tmp_path / f"{submitted['taskId']}.mp4"
+        path.write_bytes(video.content)
+        info = probe(path)
+        assert info.codec == "h264"
+        assert abs(info.duration_s - seconds) < 0.3
+        assert info.width > info.height  # landscape
+        assert info.frames == round(seconds * info.fps)
+
+
+def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None:
+    srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="3").start()
+    key = str(srv.create_key(credits=100)["key"])
+    ids = [str(post(srv, "/api/sora-2/generate", key, {"prompt": f"t{i}", "mode": "textToVideo"})
+               .json()["taskId"]) for i in range(3)]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any(status == "running" for status, _ in task_rows(srv).values()):
+            break
+        time.sleep(0.1)
+    srv.stop(signal.SIGKILL)
+    assert any(status == "running" for status, _ in task_rows(srv).values())
+    restarted = ReelServer(srv.data_dir, workers=1, REEL_SANDBOX_DELAY="0.2")
+    with restarted:
+        for tid in ids:
+            assert wait_final(restarted, key, tid)["status"] == "completed"
+    rows = task_rows(srv)
+    assert all(status == "completed" for status, _ in rows.values())
+    entries = ledger(srv)
+    assert sorted(t for t, kind, _ in entries if kind == "charge") == sorted(ids)
+    assert not [e for e in entries if e[1] == "refund"]
+
+
+def test_sigterm_drains_running_task_without_spending_attempt(tmp_path: Path) -> None:
+    srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="5").start()
+    key = str(srv.create_key(credits=10)["key"])
+    tid = str(post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"})
+              .json()["taskId"])
+    deadline = time.monotonic() + 20
+    while task_rows(srv)[tid][0] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert srv.stop(signal.SIGTERM) is not None
+    assert task_rows(srv)[tid] == ("queued", 0)
+    with ReelServer(srv.data_dir, workers=1) as again:
+        assert wait_final(again, key, tid)["status"] == "completed"
+    assert task_rows(srv)[tid] == ("completed", 1)
+
+
+def test_time_limit_kills_stuck_worker_and_refunds(tmp_path: Path) -> None:
+    env = {"REEL_SANDBOX_DELAY": "30", "REEL_TASK_TIME_LIMIT": "2"}
+    with ReelServer(tmp_path / "data", workers=1, **env) as srv:
+        key = str(srv.create_key(credits=8)["key"])
+        tid = str(post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"})
+                  .json()["taskId"])
+        final = wait_final(srv, key, tid, timeout=30)
+        assert final["status"] == "failed" and final["errorCode"] == "GENERATION_FAILED"
+        assert "time limit" in str(final["error"])
+        account = httpx.get(f"{srv.url}/api/sora-2/account", timeout=10,
+                            headers={"Authorization": f"Bearer {key}"}).json()
+        assert account["credits"] == 8
+        assert "respawning" in srv.log() or "started worker process" in srv.log()
+
+
+def _hammer(args: tuple[str, str, int]) -> list[int]:
+    url, key, n = args
+    codes = []
+    with httpx.Client(timeout=30) as c:
+        for i in range(n):
+            r = c.post(f"{url}/api/sora-2/generate", headers={"Authorization": f"Bearer {key}"},
+                       json={"prompt": f"race {i}", "mode": "textToVideo"})
+            codes.append(r.status_code)
+    return codes
+
+
+def test_concurrent_creations_never_overdraw(tmp_path: Path) -> None:
+    env = {"REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000"}
+    with ReelServer(tmp_path / "data", workers=0, **env) as srv:
+        key = str(srv.create_key(credits=40)["key"])
+        with ProcessPoolExecutor(4) as pool:
+            results = list(pool.map(_hammer, [(srv.url, key, 12)] * 4))
+    codes = [c for batch in results for c in batch]
+    assert codes.count(200) == 10 and codes.count(402) == 38, codes
+    entries = ledger(srv)
+    assert sum(amount for _, _, amount in entries) == -40
+    with sqlite3.connect(srv.data_dir / "reel.db") as db:
+        assert db.execute("SELECT balance FROM api_keys").fetchone() == (0,)
+
+
+def test_cli_keys_and_credits(tmp_path: Path) -> None:
+    srv = ReelServer(tmp_path / "data")
+    created = srv.create_key(credits=5, name="cli")
+    assert created["credits"] == 5 and str(created["key"]).startswith("sk-reel-")
+    kid = str(created["id"])
+    assert "cli" in srv.cli("keys", "list").stdout
+    srv.cli("credits", "add", kid, "7")
+    shown = srv.cli("credits", "show", kid).stdout
+    assert "balance 12" in shown and "grant" in shown
+    srv.cli("keys", "revoke", kid)
+    assert srv.cli("credits", "add", "key_missing", "1", check=False).returncode == 1
+    with srv:
+        r = post(srv, "/api/sora-2/generate", str(created["key"]),
+                 {"prompt": "x", "mode": "textToVideo"})
+        assert r.status_code == 401 and r.json()["errorCode"] == "LOGIN_REQUIRED"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_seed_javascript_example_runs_unchanged(server: ReelServer, tmp_path: Path) -> None:
+    text = SEED.read_text()
+    start = text.index("async function generateVideo()")
+    end = text.index("generateVideo();", start) + len("generateVideo();")
+    script = text[start:end].replace("https://nanophoto.ai", server.url)
+    key = str(server.create_key(credits=10)["key"])
+    script = script.replace("YOUR_API_KEY", key)
+    path = tmp_path / "example.mjs"
+    path.write_text(script)
+    out = subprocess.run(["node", str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Video URL:" in out.stdout, out.stdout + out.stderr
+    url = out.stdout.split("Video URL:", 1)[1].strip().split()[0]
+    assert httpx.get(url, timeout=30).status_code == 200
+
+
+@pytest.mark.slow
+def test_full_size_render_for_every_tier_and_duration(tmp_path: Path) -> None:
+    env = {"REEL_SANDBOX_PROFILE": "full", "REEL_SANDBOX_DELAY": "0"}
+    expected = {("sora2", "10"): (720, 1280), ("sora2", "15"): (720, 1280),
+                ("sora2-pro-standard", "10"): (1280, 720),
+                ("sora2-pro-standard", "15"): (1280, 720),
+                ("sora2-pro-high", "10"): (1080, 1920), ("sora2-pro-high", "15"): (1920, 1080)}
+    with ReelServer(tmp_path / "data", workers=2, **env) as srv:
+        key = str(srv.create_key(credits=600)["key"])
+        submitted = {}
+        for (tier, duration), (w, h) in expected.items():
+            aspect = "portrait" if h > w else "landscape"
+            r = post(srv, "/api/sora-2/generate", key, {
+                "prompt": f"{tier} {duration}s", "mode": "textToVideo", "modelTier": tier,
+                "aspectRatio": aspect, "videoDuration": duration})
+            submitted[(tier, duration)] = str(r.json()["taskId"])
+        for cell, tid in submitted.items():
+            final = wait_final(srv, key, tid, timeout=400)
+            assert final["status"] == "completed", final
+            path = tmp_path / f"{tid}.mp4"
+            path.write_bytes(httpx.get(str(final["videoUrl"]), timeout=60).content)
+            info = probe(path)
+            assert (info.width, info.height) == expected[cell]
+            assert info.fps == 24 and info.frames == 24 * int(cell[1])
+            assert abs(info.duration_s - int(cell[1])) < 0.1

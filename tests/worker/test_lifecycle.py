@@ -1,0 +1,190 @@
+"""Task lifecycle in process: claim, complete, fail+refund, cancel, drain, lease loss, reaper."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+from reel.db.models import LedgerEntry, Task
+from reel.engines.base import Interrupted
+from reel.service import lifecycle, tasks
+from reel.service.context import Services
+from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
+from reel.worker.progress import ProgressReporter
+from reel.worker.runner import Runner
+from tests.conftest import with_settings
+from tests.factories import make_key
+
+CMD = tasks.NewTask(prompt="a fox", mode=Mode.TEXT_TO_VIDEO, tier=Tier.SORA2,
+                    aspect=Aspect.PORTRAIT, duration_s=10)
+
+
+def submit(services: Services, credits: int = 100) -> tuple[str, str]:
+    issued = make_key(services, credits=credits)
+    with services.db.read() as session:
+        key = session.get(tasks.ApiKey, issued.id)
+    assert key is not None
+    return issued.id, tasks.create(services, key, CMD).id
+
+
+def row(services: Services, task_id: str) -> Task:
+    with services.db.read() as session:
+        task = session.get(Task, task_id)
+        assert task is not None
+        return task
+
+
+def ledger_kinds(services: Services, task_id: str) -> list[str]:
+    with services.db.read() as session:
+        return sorted(session.scalars(select(LedgerEntry.kind)
+                                      .where(LedgerEntry.task_id == task_id)))
+
+
+def claim(services: Services, worker_id: str = "w1") -> Task | None:
+    with services.db.write() as session:
+        return services.dispatcher.claim(session, worker_id=worker_id, models=["sandbox"],
+                                         lease_until=time.time() + 5)
+
+
+def test_runner_completes_and_stores_previews(services: Services) -> None:
+    _, tid = submit(services)
+    assert Runner(services).run_once()
+    task = row(services, tid)
+    assert task.status == TaskStatus.COMPLETED and task.attempts == 1
+    assert task.video_key and services.storage.exists(task.video_key)
+    stem = task.video_key.rsplit(".", 1)[0]
+    assert services.storage.exists(f"{stem}.thumb.webp")
+    assert services.storage.exists(f"{stem}.sprite.jpg")
+    assert ledger_kinds(services, tid) == ["charge"]
+    assert not Runner(services).run_once()  # nothing left
+
+
+def test_engine_failure_refunds_exactly_once(services: Services) -> None:
+    key_id, tid = submit(services, credits=4)
+    Runner(with_settings(services, sandbox_fail_rate=1.0)).run_once()
+    task = row(services, tid)
+    assert task.status == TaskStatus.FAILED and task.error_code == "GENERATION_FAILED"
+    assert ledger_kinds(services, tid) == ["charge", "refund"]
+    with services.db.write() as session:  # a second refund attempt is a no-op
+        assert tasks.ledger.refund_task(session, tid) is None
+        assert session.get(tasks.ApiKey, key_id).balance == 4  # type: ignore[union-attr]
+
+
+def test_claim_is_exclusive(services: Services) -> None:
+    submit(services)
+    first, second = claim(services, "a"), claim(services, "b")
+    assert first is not None and second is None
+
+
+def test_finish_needs_the_current_lease(services: Services) -> None:
+    _, tid = submit(services)
+    task = claim(services)
+    assert task is not None
+    stale = lifecycle.Lease(tid, "w1", task.attempts)
+    with services.db.write() as session:  # reaped and re-claimed by another worker
+        session.execute(update(Task).where(Task.id == tid).values(lease_until=0))
+        lifecycle.reap(session, max_queue_wait=3600)
+    assert claim(services, "w2") is not None
+    with services.db.write() as session:
+        assert not lifecycle.complete(session, stale, video_key="x", engine="sandbox",
+                                      generation_seconds=1)
+        assert lifecycle.fail(session, stale, code="GENERATION_FAILED", message="x") is None
+        assert not lifecycle.heartbeat(session, stale, lease_until=time.time() + 5).held
+    assert row(services, tid).worker_id == "w2"
+    assert ledger_kinds(services, tid) == ["charge"]
+
+
+def test_reaper_requeues_then_fails_with_refund(services: Services) -> None:
+    _, tid = submit(services)
+    for attempt in range(1, 4):
+        task = claim(services)
+        assert task is not None and task.attempts == attempt
+        with services.db.write() as session:
+            session.execute(update(Task).where(Task.id == tid).values(lease_until=0))
+            reaped = lifecycle.reap(session, max_queue_wait=3600)
+        if attempt < 3:
+            assert reaped.requeued == [tid]
+        else:
+            assert reaped.failed == [tid]
+    task = row(services, tid)
+    assert task.status == TaskStatus.FAILED and task.attempts == 3
+    assert ledger_kinds(services, tid) == ["charge", "refund"]
+
+
+def test_queue_wait_expiry_fails_and_refunds(services: Services) -> None:
+    _, tid = submit(services)
+    with services.db.write() as session:
+        session.execute(update(Task).where(Task.id == tid).values(created_at=time.time() - 7200))
+        reaped = lifecycle.reap(session, max_queue_wait=3600)
+    assert reaped.expired == [tid]
+    assert row(services, tid).status == TaskStatus.FAILED
+    assert ledger_kinds(services, tid) == ["charge", "refund"]
+
+
+def test_release_hands_back_without_spending_attempt(services: Services) -> None:
+    _, tid = submit(services)
+    task = claim(services)
+    assert task is not None
+    with services.db.write() as session:
+        assert lifecycle.release(session, lifecycle.lease_of(task))
+    again = row(services, tid)
+    assert again.status == TaskStatus.QUEUED and again.attempts == 0 and again.worker_id is None
+
+
+def _slow(services: Services) -> Services:
+    return with_settings(services, sandbox_delay=3.0)
+
+
+def test_cancel_running_task_stops_and_refunds(services: Services) -> None:
+    key_id, tid = submit(services)
+    runner = Runner(_slow(services))
+    thread = threading.Thread(target=runner.run_once)
+    thread.start()
+    deadline = time.time() + 10
+    while row(services, tid).status != TaskStatus.RUNNING and time.time() < deadline:
+        time.sleep(0.05)
+    with services.db.read() as session:
+        key = session.get(tasks.ApiKey, key_id)
+    assert key is not None
+    tasks.cancel(services, key, tid)
+    thread.join(15)
+    task = row(services, tid)
+    assert task.status == TaskStatus.CANCELED and task.error_code == "TASK_CANCELED"
+    assert ledger_kinds(services, tid) == ["charge", "refund"]
+    assert task.video_key is None
+
+
+def test_drain_hands_running_task_back(services: Services) -> None:
+    _, tid = submit(services)
+    runner = Runner(_slow(services))
+    thread = threading.Thread(target=runner.run_once)
+    thread.start()
+    deadline = time.time() + 10
+    while row(services, tid).stage != Stage.GENERATING and time.time() < deadline:
+        time.sleep(0.05)
+    runner.stop(drain=True)
+    thread.join(15)
+    task = row(services, tid)
+    assert task.status == TaskStatus.QUEUED and task.attempts == 0
+    assert ledger_kinds(services, tid) == ["charge"]
+    assert Runner(services).run_once()
+    assert row(services, tid).status == TaskStatus.COMPLETED
+
+
+def test_progress_sink_reports_and_detects_lost_lease(services: Services) -> None:
+    _, tid = submit(services)
+    task = claim(services)
+    assert task is not None
+    lease = lifecycle.lease_of(task)
+    sink = ProgressReporter(services, lease, draining=threading.Event(), lease_seconds=5,
+                            heartbeat_seconds=1)
+    sink(Stage.GENERATING, 42.0)
+    assert row(services, tid).percent == 42.0
+    with services.db.write() as session:
+        session.execute(update(Task).where(Task.id == tid).values(worker_id="thief"))
+    with pytest.raises(Interrupted) as info:
+        sink(Stage.ENCODING, 90.0)
+    assert info.value.reason == "lease_lost"
