@@ -29,9 +29,10 @@ def wait_final(server: ReelServer, key: str, task_id: str, timeout: float = 60) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = post(server, "/api/sora-2/check-status", key, {"taskId": task_id}).json()
+        assert "status" in body, body
         if body["status"] != "processing":
             return body  # type: ignore[no-any-return]
-        time.sleep(0.2)
+        time.sleep(0.6)  # stays inside the default 120/minute status budget
     raise AssertionError(f"task {task_id} still processing after {timeout}s")
 
 
