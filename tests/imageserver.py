@@ -7,11 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 from PIL import Image
 
 
-def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40)
+) -> bytes:
     img = Image.new("RGB", (width, height), color)
     for x in range(width // 2):  # a diagonal stripe so orientation is checkable
         img.putpixel((x, min(height - 1, x * height // width)), (255, 255, 255))
@@ -21,7 +24,7 @@ def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (
 
 
 class _Handler(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, str, bytes]] = {}
+    routes: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
 
     def do_GET(self) -> None:
         status, ctype, body = self.routes.get(self.path, (404, "text/plain", b"missing"))
@@ -31,7 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

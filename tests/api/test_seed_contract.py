@@ -1,4 +1,4 @@
-"""The /api/sora-2 contract, in process: shapes, every error code, pricing, nothing charged on 4xx."""
+"""The /api/sora-2 contract in process: shapes, every error code, pricing, no charge on 4xx."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ def assert_error(resp: object, status: int, code: str) -> dict[str, object]:
 
 
 def test_generate_then_status_processing_shape(client: TestClient, api_key: str) -> None:
-    r = client.post(GEN, json={**T2V, "modelTier": "sora2", "aspectRatio": "landscape",
-                               "videoDuration": "10"}, headers=auth(api_key))
+    r = client.post(
+        GEN,
+        json={**T2V, "modelTier": "sora2", "aspectRatio": "landscape", "videoDuration": "10"},
+        headers=auth(api_key),
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["success"] is True and body["status"] == "processing"
@@ -53,14 +56,22 @@ def test_generate_then_status_processing_shape(client: TestClient, api_key: str)
 
 @pytest.mark.parametrize(
     ("tier", "duration", "price"),
-    [("sora2", "10", 4), ("sora2", "15", 8), ("sora2-pro-standard", "10", 60),
-     ("sora2-pro-standard", 15, 100), ("sora2-pro-high", 10, 120), ("sora2-pro-high", "15", 240)],
+    [
+        ("sora2", "10", 4),
+        ("sora2", "15", 8),
+        ("sora2-pro-standard", "10", 60),
+        ("sora2-pro-standard", 15, 100),
+        ("sora2-pro-high", 10, 120),
+        ("sora2-pro-high", "15", 240),
+    ],
 )
-def test_pricing_every_cell(client: TestClient, services: Services, tier: str, duration: object,
-                            price: int) -> None:
+def test_pricing_every_cell(
+    client: TestClient, services: Services, tier: str, duration: object, price: int
+) -> None:
     issued = make_key(services, credits=1000)
-    r = client.post(GEN, json={**T2V, "modelTier": tier, "videoDuration": duration},
-                    headers=auth(issued.key))
+    r = client.post(
+        GEN, json={**T2V, "modelTier": tier, "videoDuration": duration}, headers=auth(issued.key)
+    )
     assert r.status_code == 200, r.text
     assert balance(services, issued.id) == 1000 - price
 
@@ -71,8 +82,9 @@ def test_default_duration_is_10(client: TestClient, services: Services) -> None:
     assert balance(services, issued.id) == 6
 
 
-def test_completed_status_and_refund_on_failure(settings: Settings, services: Services,
-                                                client: TestClient) -> None:
+def test_completed_status_and_refund_on_failure(
+    settings: Settings, services: Services, client: TestClient
+) -> None:
     issued = make_key(services, credits=20)
     tid = client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"]
     assert Runner(services).run_once()
@@ -100,13 +112,16 @@ def test_completed_status_and_refund_on_failure(settings: Settings, services: Se
 
 def test_login_required(client: TestClient) -> None:
     assert_error(client.post(GEN, json=T2V), 401, "LOGIN_REQUIRED")
-    assert_error(client.post(GEN, json=T2V, headers={"Authorization": "Bearer nope"}), 401,
-                 "LOGIN_REQUIRED")
-    assert_error(client.post(GEN, json=T2V, headers={"Authorization": "Basic abc"}), 401,
-                 "LOGIN_REQUIRED")
+    assert_error(
+        client.post(GEN, json=T2V, headers={"Authorization": "Bearer nope"}), 401, "LOGIN_REQUIRED"
+    )
+    assert_error(
+        client.post(GEN, json=T2V, headers={"Authorization": "Basic abc"}), 401, "LOGIN_REQUIRED"
+    )
     fake = "sk-reel-" + "A" * 43
-    assert_error(client.post(STATUS, json={"taskId": "x"}, headers=auth(fake)), 401,
-                 "LOGIN_REQUIRED")
+    assert_error(
+        client.post(STATUS, json={"taskId": "x"}, headers=auth(fake)), 401, "LOGIN_REQUIRED"
+    )
 
 
 def test_revoked_key_refused_at_next_request(client: TestClient, services: Services) -> None:
@@ -116,14 +131,14 @@ def test_revoked_key_refused_at_next_request(client: TestClient, services: Servi
     assert client.get("/api/sora-2/account", headers=auth(issued.key)).status_code == 200
     with services.db.write() as session:
         keys.revoke(session, issued.id)
-    assert_error(client.get("/api/sora-2/account", headers=auth(issued.key)), 401,
-                 "LOGIN_REQUIRED")
+    assert_error(client.get("/api/sora-2/account", headers=auth(issued.key)), 401, "LOGIN_REQUIRED")
 
 
 def test_insufficient_credits_charges_nothing(client: TestClient, services: Services) -> None:
     issued = make_key(services, credits=3)
-    body = assert_error(client.post(GEN, json=T2V, headers=auth(issued.key)), 402,
-                        "INSUFFICIENT_CREDITS")
+    body = assert_error(
+        client.post(GEN, json=T2V, headers=auth(issued.key)), 402, "INSUFFICIENT_CREDITS"
+    )
     assert body["requiredCredits"] == 4
     assert balance(services, issued.id) == 3
 
@@ -135,13 +150,16 @@ def test_insufficient_credits_charges_nothing(client: TestClient, services: Serv
         ({"prompt": "   ", "mode": "textToVideo"}, "PROMPT_REQUIRED"),
         ({"prompt": "x", "mode": "imageToVideo"}, "IMAGE_REQUIRED"),
         ({"prompt": "x", "mode": "imageToVideo", "imageUrls": []}, "IMAGE_REQUIRED"),
-        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": ["data:image/png;base64,AAAA"]},
-         "IMAGE_URLS_REQUIRED"),
+        (
+            {"prompt": "x", "mode": "imageToVideo", "imageUrls": ["data:image/png;base64,AAAA"]},
+            "IMAGE_URLS_REQUIRED",
+        ),
         ({"prompt": "x", "mode": "imageToVideo", "image": "iVBORw0KGgo="}, "IMAGE_URLS_REQUIRED"),
-        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": [],
-          "imageBase64": "iVBORw0KGgo="}, "IMAGE_URLS_REQUIRED"),
-        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": ["A" * 200]},
-         "IMAGE_URLS_REQUIRED"),
+        (
+            {"prompt": "x", "mode": "imageToVideo", "imageUrls": [], "imageBase64": "iVBORw0KGgo="},
+            "IMAGE_URLS_REQUIRED",
+        ),
+        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": ["A" * 200]}, "IMAGE_URLS_REQUIRED"),
         ({"prompt": "x"}, "INVALID_PARAMETER"),
         ({"prompt": "x", "mode": "video"}, "INVALID_PARAMETER"),
         ({**T2V, "modelTier": "sora3"}, "INVALID_PARAMETER"),
@@ -151,15 +169,20 @@ def test_insufficient_credits_charges_nothing(client: TestClient, services: Serv
         ({**T2V, "videoDuration": True}, "INVALID_PARAMETER"),
         ({"prompt": 42, "mode": "textToVideo"}, "INVALID_PARAMETER"),
         ({"prompt": "x" * 5000, "mode": "textToVideo"}, "INVALID_PARAMETER"),
-        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": "http://x/y.png"},
-         "INVALID_PARAMETER"),
+        (
+            {"prompt": "x", "mode": "imageToVideo", "imageUrls": "http://x/y.png"},
+            "INVALID_PARAMETER",
+        ),
         ({"prompt": "x", "mode": "imageToVideo", "imageUrls": [1]}, "INVALID_PARAMETER"),
-        ({"prompt": "x", "mode": "imageToVideo", "imageUrls": ["http://127.0.0.1:1/a.png"] * 5},
-         "INVALID_PARAMETER"),
+        (
+            {"prompt": "x", "mode": "imageToVideo", "imageUrls": ["http://127.0.0.1:1/a.png"] * 5},
+            "INVALID_PARAMETER",
+        ),
     ],
 )
-def test_bad_generate_requests(client: TestClient, services: Services, payload: dict[str, object],
-                               code: str) -> None:
+def test_bad_generate_requests(
+    client: TestClient, services: Services, payload: dict[str, object], code: str
+) -> None:
     issued = make_key(services, credits=100)
     body = assert_error(client.post(GEN, json=payload, headers=auth(issued.key)), 400, code)
     if code == "INVALID_PARAMETER":
@@ -168,8 +191,11 @@ def test_bad_generate_requests(client: TestClient, services: Services, payload: 
 
 
 def test_invalid_parameter_names_allowed_values(client: TestClient, api_key: str) -> None:
-    body = assert_error(client.post(GEN, json={"prompt": "x", "mode": "nope"},
-                                    headers=auth(api_key)), 400, "INVALID_PARAMETER")
+    body = assert_error(
+        client.post(GEN, json={"prompt": "x", "mode": "nope"}, headers=auth(api_key)),
+        400,
+        "INVALID_PARAMETER",
+    )
     assert body["param"] == "mode" and body["allowed"] == ["textToVideo", "imageToVideo"]
     assert "textToVideo" in str(body["error"])
 
@@ -188,13 +214,16 @@ def test_oversized_body(client: TestClient, api_key: str) -> None:
 def test_task_id_required_and_not_found(client: TestClient, services: Services) -> None:
     a, b = make_key(services, credits=10), make_key(services, credits=10)
     assert_error(client.post(STATUS, json={}, headers=auth(a.key)), 400, "TASK_ID_REQUIRED")
-    assert_error(client.post(STATUS, json={"taskId": ""}, headers=auth(a.key)), 400,
-                 "TASK_ID_REQUIRED")
-    missing = assert_error(client.post(STATUS, json={"taskId": "task_000"}, headers=auth(a.key)),
-                           404, "TASK_NOT_FOUND")
+    assert_error(
+        client.post(STATUS, json={"taskId": ""}, headers=auth(a.key)), 400, "TASK_ID_REQUIRED"
+    )
+    missing = assert_error(
+        client.post(STATUS, json={"taskId": "task_000"}, headers=auth(a.key)), 404, "TASK_NOT_FOUND"
+    )
     tid = client.post(GEN, json=T2V, headers=auth(a.key)).json()["taskId"]
-    other = assert_error(client.post(STATUS, json={"taskId": tid}, headers=auth(b.key)), 404,
-                         "TASK_NOT_FOUND")
+    other = assert_error(
+        client.post(STATUS, json={"taskId": tid}, headers=auth(b.key)), 404, "TASK_NOT_FOUND"
+    )
     assert missing["error"] == other["error"]  # indistinguishable
 
 
@@ -228,8 +257,9 @@ def test_active_task_cap(settings: Settings, services: Services) -> None:
     with TestClient(create_app(capped.settings, services=capped)) as c:
         for _ in range(2):
             assert c.post(GEN, json=T2V, headers=auth(issued.key)).status_code == 200
-        body = assert_error(c.post(GEN, json=T2V, headers=auth(issued.key)), 429,
-                            "ACTIVE_TASK_LIMIT_EXCEEDED")
+        body = assert_error(
+            c.post(GEN, json=T2V, headers=auth(issued.key)), 429, "ACTIVE_TASK_LIMIT_EXCEEDED"
+        )
         assert body["maxActiveTasks"] == 2
     assert balance(services, issued.id) == 92
 
@@ -238,8 +268,11 @@ def test_image_to_video_fetches_once_and_uses_copy(client: TestClient, services:
     issued = make_key(services, credits=10)
     routes = {"/cat.png": (200, "image/png", png_bytes(80, 60))}
     with image_server(routes) as base:
-        r = client.post(GEN, json={"prompt": "cat", "mode": "imageToVideo",
-                                   "imageUrls": [f"{base}/cat.png"]}, headers=auth(issued.key))
+        r = client.post(
+            GEN,
+            json={"prompt": "cat", "mode": "imageToVideo", "imageUrls": [f"{base}/cat.png"]},
+            headers=auth(issued.key),
+        )
         assert r.status_code == 200, r.text
     tid = r.json()["taskId"]
     assert services.storage.exists(f"inputs/{tid}.png")
@@ -250,29 +283,48 @@ def test_image_to_video_fetches_once_and_uses_copy(client: TestClient, services:
 
 @pytest.mark.parametrize(
     "route",
-    [(404, "image/png", b""), (200, "image/png", b"not an image at all"),
-     (200, "text/html", b"<html></html>"), (200, "image/png", png_bytes()[:40])],
+    [
+        (404, "image/png", b""),
+        (200, "image/png", b"not an image at all"),
+        (200, "text/html", b"<html></html>"),
+        (200, "image/png", png_bytes()[:40]),
+    ],
 )
-def test_image_fetch_failed(client: TestClient, services: Services,
-                            route: tuple[int, str, bytes]) -> None:
+def test_image_fetch_failed(
+    client: TestClient, services: Services, route: tuple[int, str, bytes]
+) -> None:
     issued = make_key(services, credits=10)
     with image_server({"/x.png": route}) as base:
-        r = client.post(GEN, json={"prompt": "x", "mode": "imageToVideo",
-                                   "imageUrls": [f"{base}/x.png"]}, headers=auth(issued.key))
+        r = client.post(
+            GEN,
+            json={"prompt": "x", "mode": "imageToVideo", "imageUrls": [f"{base}/x.png"]},
+            headers=auth(issued.key),
+        )
     assert_error(r, 400, "IMAGE_FETCH_FAILED")
     assert balance(services, issued.id) == 10
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://localhost/a.png", "http://10.0.0.1/a.png", "http://169.254.169.254/latest",
-     "ftp://127.0.0.1/a.png", "file:///etc/passwd", "http://[::1]/a.png", "http://2130706433/",
-     "http://user@127.0.0.1/a.png", "not a url"],
+    [
+        "http://localhost/a.png",
+        "http://10.0.0.1/a.png",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/a.png",
+        "file:///etc/passwd",
+        "http://[::1]/a.png",
+        "http://2130706433/",
+        "http://user@127.0.0.1/a.png",
+        "not a url",
+    ],
 )
 def test_refused_image_urls(client: TestClient, services: Services, url: str) -> None:
     issued = make_key(services, credits=10)
-    r = client.post(GEN, json={"prompt": "x", "mode": "imageToVideo", "imageUrls": [url]},
-                    headers=auth(issued.key))
+    r = client.post(
+        GEN,
+        json={"prompt": "x", "mode": "imageToVideo", "imageUrls": [url]},
+        headers=auth(issued.key),
+    )
     assert_error(r, 400, "IMAGE_FETCH_FAILED")
     assert balance(services, issued.id) == 10
 
@@ -285,18 +337,20 @@ def test_unknown_route_and_method_use_contract_shape(client: TestClient, api_key
 
 def test_list_tasks_paginates_newest_first(client: TestClient, services: Services) -> None:
     issued = make_key(services, credits=100)
-    ids = [client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"]
-           for _ in range(5)]
+    ids = [client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"] for _ in range(5)]
     page1 = client.get("/api/sora-2/tasks?limit=2", headers=auth(issued.key)).json()
     assert [t["taskId"] for t in page1["data"]] == ids[::-1][:2] and page1["hasMore"]
-    page2 = client.get(f"/api/sora-2/tasks?limit=2&after={page1['nextCursor']}",
-                       headers=auth(issued.key)).json()
+    page2 = client.get(
+        f"/api/sora-2/tasks?limit=2&after={page1['nextCursor']}", headers=auth(issued.key)
+    ).json()
     assert [t["taskId"] for t in page2["data"]] == ids[::-1][2:4]
-    page3 = client.get(f"/api/sora-2/tasks?limit=2&after={page2['nextCursor']}",
-                       headers=auth(issued.key)).json()
+    page3 = client.get(
+        f"/api/sora-2/tasks?limit=2&after={page2['nextCursor']}", headers=auth(issued.key)
+    ).json()
     assert [t["taskId"] for t in page3["data"]] == ids[:1] and not page3["hasMore"]
-    assert_error(client.get("/api/sora-2/tasks?limit=0", headers=auth(issued.key)), 400,
-                 "INVALID_PARAMETER")
+    assert_error(
+        client.get("/api/sora-2/tasks?limit=0", headers=auth(issued.key)), 400, "INVALID_PARAMETER"
+    )
 
 
 def test_account(client: TestClient, services: Services) -> None:

@@ -21,11 +21,14 @@ SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "000_08212a9615
 
 
 def post(server: ReelServer, path: str, key: str, body: dict[str, object]) -> httpx.Response:
-    return httpx.post(f"{server.url}{path}", json=body, timeout=30,
-                      headers={"Authorization": f"Bearer {key}"})
+    return httpx.post(
+        f"{server.url}{path}", json=body, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    )
 
 
-def wait_final(server: ReelServer, key: str, task_id: str, timeout: float = 60) -> dict[str, object]:
+def wait_final(
+    server: ReelServer, key: str, task_id: str, timeout: float = 60
+) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = post(server, "/api/sora-2/check-status", key, {"taskId": task_id}).json()
@@ -38,8 +41,9 @@ def wait_final(server: ReelServer, key: str, task_id: str, timeout: float = 60) 
 
 def ledger(server: ReelServer) -> list[tuple[str, str, int]]:
     with sqlite3.connect(server.data_dir / "reel.db") as db:
-        return db.execute("SELECT task_id, kind, amount FROM ledger_entries "
-                          "WHERE task_id IS NOT NULL ORDER BY id").fetchall()
+        return db.execute(
+            "SELECT task_id, kind, amount FROM ledger_entries WHERE task_id IS NOT NULL ORDER BY id"
+        ).fetchall()
 
 
 def task_rows(server: ReelServer) -> dict[str, tuple[str, int]]:
@@ -55,15 +59,32 @@ def server(tmp_path: Path) -> ReelServer:
 
 def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: Path) -> None:
     key = str(server.create_key(credits=100)["key"])
-    t2v = post(server, "/api/sora-2/generate", key, {
-        "prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
-        "mode": "textToVideo", "modelTier": "sora2", "aspectRatio": "landscape",
-        "videoDuration": "10"}).json()
+    t2v = post(
+        server,
+        "/api/sora-2/generate",
+        key,
+        {
+            "prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
+            "mode": "textToVideo",
+            "modelTier": "sora2",
+            "aspectRatio": "landscape",
+            "videoDuration": "10",
+        },
+    ).json()
     with image_server({"/p.png": (200, "image/png", png_bytes(120, 90))}) as base:
-        i2v = post(server, "/api/sora-2/generate", key, {
-            "prompt": "The person in the painting comes alive", "mode": "imageToVideo",
-            "modelTier": "sora2", "aspectRatio": "landscape", "videoDuration": "15",
-            "imageUrls": [f"{base}/p.png"]}).json()
+        i2v = post(
+            server,
+            "/api/sora-2/generate",
+            key,
+            {
+                "prompt": "The person in the painting comes alive",
+                "mode": "imageToVideo",
+                "modelTier": "sora2",
+                "aspectRatio": "landscape",
+                "videoDuration": "15",
+                "imageUrls": [f"{base}/p.png"],
+            },
+        ).json()
     for submitted, seconds in ((t2v, 10), (i2v, 15)):
         assert submitted["success"] is True and submitted["status"] == "processing"
         final = wait_final(server, key, str(submitted["taskId"]))
@@ -82,8 +103,14 @@ def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: 
 def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None:
     srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="3").start()
     key = str(srv.create_key(credits=100)["key"])
-    ids = [str(post(srv, "/api/sora-2/generate", key, {"prompt": f"t{i}", "mode": "textToVideo"})
-               .json()["taskId"]) for i in range(3)]
+    ids = [
+        str(
+            post(
+                srv, "/api/sora-2/generate", key, {"prompt": f"t{i}", "mode": "textToVideo"}
+            ).json()["taskId"]
+        )
+        for i in range(3)
+    ]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if any(status == "running" for status, _ in task_rows(srv).values()):
@@ -105,8 +132,11 @@ def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None
 def test_sigterm_drains_running_task_without_spending_attempt(tmp_path: Path) -> None:
     srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="5").start()
     key = str(srv.create_key(credits=10)["key"])
-    tid = str(post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"})
-              .json()["taskId"])
+    tid = str(
+        post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"}).json()[
+            "taskId"
+        ]
+    )
     deadline = time.monotonic() + 20
     while task_rows(srv)[tid][0] != "running" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -122,13 +152,17 @@ def test_time_limit_kills_stuck_worker_and_refunds(tmp_path: Path) -> None:
     env = {"REEL_SANDBOX_DELAY": "30", "REEL_TASK_TIME_LIMIT": "2"}
     with ReelServer(tmp_path / "data", workers=1, **env) as srv:
         key = str(srv.create_key(credits=8)["key"])
-        tid = str(post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"})
-                  .json()["taskId"])
+        tid = str(
+            post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"}).json()[
+                "taskId"
+            ]
+        )
         final = wait_final(srv, key, tid, timeout=30)
         assert final["status"] == "failed" and final["errorCode"] == "GENERATION_FAILED"
         assert "time limit" in str(final["error"])
-        account = httpx.get(f"{srv.url}/api/sora-2/account", timeout=10,
-                            headers={"Authorization": f"Bearer {key}"}).json()
+        account = httpx.get(
+            f"{srv.url}/api/sora-2/account", timeout=10, headers={"Authorization": f"Bearer {key}"}
+        ).json()
         assert account["credits"] == 8
         assert "respawning" in srv.log() or "started worker process" in srv.log()
 
@@ -138,8 +172,11 @@ def _hammer(args: tuple[str, str, int]) -> list[int]:
     codes = []
     with httpx.Client(timeout=30) as c:
         for i in range(n):
-            r = c.post(f"{url}/api/sora-2/generate", headers={"Authorization": f"Bearer {key}"},
-                       json={"prompt": f"race {i}", "mode": "textToVideo"})
+            r = c.post(
+                f"{url}/api/sora-2/generate",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"prompt": f"race {i}", "mode": "textToVideo"},
+            )
             codes.append(r.status_code)
     return codes
 
@@ -170,8 +207,9 @@ def test_cli_keys_and_credits(tmp_path: Path) -> None:
     srv.cli("keys", "revoke", kid)
     assert srv.cli("credits", "add", "key_missing", "1", check=False).returncode == 1
     with srv:
-        r = post(srv, "/api/sora-2/generate", str(created["key"]),
-                 {"prompt": "x", "mode": "textToVideo"})
+        r = post(
+            srv, "/api/sora-2/generate", str(created["key"]), {"prompt": "x", "mode": "textToVideo"}
+        )
         assert r.status_code == 401 and r.json()["errorCode"] == "LOGIN_REQUIRED"
 
 
@@ -195,18 +233,31 @@ def test_seed_javascript_example_runs_unchanged(server: ReelServer, tmp_path: Pa
 @pytest.mark.slow
 def test_full_size_render_for_every_tier_and_duration(tmp_path: Path) -> None:
     env = {"REEL_SANDBOX_PROFILE": "full", "REEL_SANDBOX_DELAY": "0"}
-    expected = {("sora2", "10"): (720, 1280), ("sora2", "15"): (720, 1280),
-                ("sora2-pro-standard", "10"): (1280, 720),
-                ("sora2-pro-standard", "15"): (1280, 720),
-                ("sora2-pro-high", "10"): (1080, 1920), ("sora2-pro-high", "15"): (1920, 1080)}
+    expected = {
+        ("sora2", "10"): (720, 1280),
+        ("sora2", "15"): (720, 1280),
+        ("sora2-pro-standard", "10"): (1280, 720),
+        ("sora2-pro-standard", "15"): (1280, 720),
+        ("sora2-pro-high", "10"): (1080, 1920),
+        ("sora2-pro-high", "15"): (1920, 1080),
+    }
     with ReelServer(tmp_path / "data", workers=2, **env) as srv:
         key = str(srv.create_key(credits=600)["key"])
         submitted = {}
         for (tier, duration), (w, h) in expected.items():
             aspect = "portrait" if h > w else "landscape"
-            r = post(srv, "/api/sora-2/generate", key, {
-                "prompt": f"{tier} {duration}s", "mode": "textToVideo", "modelTier": tier,
-                "aspectRatio": aspect, "videoDuration": duration})
+            r = post(
+                srv,
+                "/api/sora-2/generate",
+                key,
+                {
+                    "prompt": f"{tier} {duration}s",
+                    "mode": "textToVideo",
+                    "modelTier": tier,
+                    "aspectRatio": aspect,
+                    "videoDuration": duration,
+                },
+            )
             submitted[(tier, duration)] = str(r.json()["taskId"])
         for cell, tid in submitted.items():
             final = wait_final(srv, key, tid, timeout=400)

@@ -16,9 +16,23 @@ from tests.factories import make_key
 
 
 def _task(session: object, key_id: str, task_id: str) -> None:
-    session.add(Task(id=task_id, key_id=key_id, status="queued", mode="textToVideo",  # type: ignore[attr-defined]
-                     tier="sora2", model="sandbox", aspect="portrait", duration_s=10, width=8,
-                     height=8, prompt="p", credits=1, created_at=0.0))
+    session.add(
+        Task(
+            id=task_id,
+            key_id=key_id,
+            status="queued",
+            mode="textToVideo",  # type: ignore[attr-defined]
+            tier="sora2",
+            model="sandbox",
+            aspect="portrait",
+            duration_s=10,
+            width=8,
+            height=8,
+            prompt="p",
+            credits=1,
+            created_at=0.0,
+        )
+    )
     session.flush()  # type: ignore[attr-defined]
 
 
@@ -82,9 +96,14 @@ def test_keys_stored_as_hashes(services: Services) -> None:
             keys.authenticate(s, issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(st.tuples(st.sampled_from(["grant", "charge", "refund"]),
-                              st.integers(1, 50)), max_size=25))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["grant", "charge", "refund"]), st.integers(1, 50)), max_size=25
+    )
+)
 def test_balance_equals_sum_of_entries(services: Services, ops: list[tuple[str, int]]) -> None:
     issued = make_key(services, credits=0)
     charged: list[str] = []
@@ -104,7 +123,10 @@ def test_balance_equals_sum_of_entries(services: Services, ops: list[tuple[str, 
             elif charged:
                 ledger.refund_task(s, charged[amount % len(charged)])
     with services.db.read() as s:
-        total = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                         .where(LedgerEntry.key_id == issued.id))
+        total = s.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.key_id == issued.id
+            )
+        )
         balance = s.get(ApiKey, issued.id).balance  # type: ignore[union-attr]
     assert balance == total and balance >= 0

@@ -18,8 +18,9 @@ from reel.worker.runner import Runner
 from tests.conftest import with_settings
 from tests.factories import make_key
 
-CMD = tasks.NewTask(prompt="a fox", mode=Mode.TEXT_TO_VIDEO, tier=Tier.SORA2,
-                    aspect=Aspect.PORTRAIT, duration_s=10)
+CMD = tasks.NewTask(
+    prompt="a fox", mode=Mode.TEXT_TO_VIDEO, tier=Tier.SORA2, aspect=Aspect.PORTRAIT, duration_s=10
+)
 
 
 def submit(services: Services, credits: int = 100) -> tuple[str, str]:
@@ -39,14 +40,16 @@ def row(services: Services, task_id: str) -> Task:
 
 def ledger_kinds(services: Services, task_id: str) -> list[str]:
     with services.db.read() as session:
-        return sorted(session.scalars(select(LedgerEntry.kind)
-                                      .where(LedgerEntry.task_id == task_id)))
+        return sorted(
+            session.scalars(select(LedgerEntry.kind).where(LedgerEntry.task_id == task_id))
+        )
 
 
 def claim(services: Services, worker_id: str = "w1") -> Task | None:
     with services.db.write() as session:
-        return services.dispatcher.claim(session, worker_id=worker_id, models=["sandbox"],
-                                         lease_until=time.time() + 5)
+        return services.dispatcher.claim(
+            session, worker_id=worker_id, models=["sandbox"], lease_until=time.time() + 5
+        )
 
 
 def test_runner_completes_and_stores_previews(services: Services) -> None:
@@ -89,8 +92,9 @@ def test_finish_needs_the_current_lease(services: Services) -> None:
         lifecycle.reap(session, max_queue_wait=3600)
     assert claim(services, "w2") is not None
     with services.db.write() as session:
-        assert not lifecycle.complete(session, stale, video_key="x", engine="sandbox",
-                                      generation_seconds=1)
+        assert not lifecycle.complete(
+            session, stale, video_key="x", engine="sandbox", generation_seconds=1
+        )
         assert lifecycle.fail(session, stale, code="GENERATION_FAILED", message="x") is None
         assert not lifecycle.heartbeat(session, stale, lease_until=time.time() + 5).held
     assert row(services, tid).worker_id == "w2"
@@ -179,8 +183,9 @@ def test_progress_sink_reports_and_detects_lost_lease(services: Services) -> Non
     task = claim(services)
     assert task is not None
     lease = lifecycle.lease_of(task)
-    sink = ProgressReporter(services, lease, draining=threading.Event(), lease_seconds=5,
-                            heartbeat_seconds=1)
+    sink = ProgressReporter(
+        services, lease, draining=threading.Event(), lease_seconds=5, heartbeat_seconds=1
+    )
     sink(Stage.GENERATING, 42.0)
     assert row(services, tid).percent == 42.0
     with services.db.write() as session:

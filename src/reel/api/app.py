@@ -79,6 +79,7 @@ def create_app(
     """
     if services is not None:
         settings = services.settings
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
@@ -93,8 +94,11 @@ def create_app(
         for name, spec in svc.catalog.models.items():
             if spec.engine == "sandbox":
                 tiers = [t.value for t, m in svc.catalog.tiers.items() if m == name]
-                log.warning("model %r uses the SANDBOX engine (no real generation) for tiers %s",
-                            name, ", ".join(tiers) or "none")
+                log.warning(
+                    "model %r uses the SANDBOX engine (no real generation) for tiers %s",
+                    name,
+                    ", ".join(tiers) or "none",
+                )
         for job in background:
             job.start()
         try:
@@ -123,8 +127,9 @@ def create_app(
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for model in (GenerateRequest, CheckStatusRequest):

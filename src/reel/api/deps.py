@@ -53,7 +53,7 @@ def current_key(request: Request, services: ServicesDep) -> ApiKey:
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
-def _limit(bucket: Bucket):  # noqa: ANN202 - returns a FastAPI dependency
+def _limit(bucket: Bucket):
     def dependency(key: CurrentKey, limiter: LimiterDep, response: Response) -> ApiKey:
         quota = limiter.hit(bucket, key.id)
         response.headers.update(quota.headers())

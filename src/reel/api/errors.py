@@ -72,7 +72,7 @@ def install(app: FastAPI) -> None:
         return render(request, exc)
 
     @app.exception_handler(DatabaseBusy)
-    async def _busy(request: Request, exc: DatabaseBusy) -> JSONResponse:
+    async def _busy(request: Request, _exc: DatabaseBusy) -> JSONResponse:
         return render(request, e.ServiceBusy("The database is busy; retry shortly"))
 
     @app.exception_handler(RequestValidationError)
@@ -80,8 +80,9 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(loc) or "request"
-        return render(request, e.InvalidParameter(f"{param}: {first.get('msg', 'invalid')}",
-                                                  param=param))
+        return render(
+            request, e.InvalidParameter(f"{param}: {first.get('msg', 'invalid')}", param=param)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

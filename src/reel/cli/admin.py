@@ -61,11 +61,15 @@ def create(
 
     issued = _run(action)
     if as_json:
-        typer.echo(json.dumps({"id": issued.id, "name": issued.name, "key": issued.key,
-                               "credits": issued.credits}))
+        typer.echo(
+            json.dumps(
+                {"id": issued.id, "name": issued.name, "key": issued.key, "credits": issued.credits}
+            )
+        )
         return
-    console.print(f"Created key [bold]{issued.id}[/bold] ({issued.name}) with "
-                  f"{issued.credits} credits.")
+    console.print(
+        f"Created key [bold]{issued.id}[/bold] ({issued.name}) with {issued.credits} credits."
+    )
     console.print("Secret (shown once; store it now):")
     typer.echo(issued.key)
 
@@ -78,8 +82,9 @@ def list_() -> None:
         table = Table("id", "name", "credits", "created", "revoked")
         with services.db.read() as session:
             for row in keys.list_keys(session):
-                table.add_row(row.id, row.name, str(row.balance), _when(row.created_at),
-                              _when(row.revoked_at))
+                table.add_row(
+                    row.id, row.name, str(row.balance), _when(row.created_at), _when(row.revoked_at)
+                )
         return table
 
     console.print(_run(action))
@@ -125,8 +130,14 @@ def show(
         with services.db.read() as session:
             row = keys.get(session, key_id)
             for entry in ledger.history(session, key_id, limit=limit):
-                table.add_row(_when(entry.created_at), entry.kind, f"{entry.amount:+d}",
-                              str(entry.balance_after), entry.task_id or "", entry.note or "")
+                table.add_row(
+                    _when(entry.created_at),
+                    entry.kind,
+                    f"{entry.amount:+d}",
+                    str(entry.balance_after),
+                    entry.task_id or "",
+                    entry.note or "",
+                )
             return row.balance, table
 
     balance, table = _run(action)

@@ -21,21 +21,31 @@ from reel.client import Client, ReelAPIError, TaskStatus
 
 console = Console(stderr=True)
 
-ServerOpt = Annotated[str | None, typer.Option(
-    envvar="REEL_SERVER", help="Reel server URL (default http://127.0.0.1:8000).")]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(envvar="REEL_SERVER", help="Reel server URL (default http://127.0.0.1:8000)."),
+]
 KeyOpt = Annotated[str | None, typer.Option(envvar="REEL_API_KEY", help="API key.")]
 
 
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the video shows.")],
-    mode: Annotated[str | None, typer.Option(
-        help="textToVideo or imageToVideo (default: imageToVideo when --image is given).")] = None,
-    tier: Annotated[str, typer.Option(
-        help="sora2, sora2-pro-standard or sora2-pro-high.")] = "sora2",
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="textToVideo or imageToVideo (default: imageToVideo when --image is given)."
+        ),
+    ] = None,
+    tier: Annotated[
+        str, typer.Option(help="sora2, sora2-pro-standard or sora2-pro-high.")
+    ] = "sora2",
     aspect: Annotated[str, typer.Option(help="portrait or landscape.")] = "portrait",
     duration: Annotated[str, typer.Option(help="Seconds: 10 or 15.")] = "10",
-    image: Annotated[list[str] | None, typer.Option(
-        help="Public image URL for image-to-video (repeatable; the first is the start frame).")
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Public image URL for image-to-video (repeatable; the first is the start frame)."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Where to save the MP4.")] = None,
     server: ServerOpt = None,
@@ -46,8 +56,13 @@ def generate(
     try:
         with Client(server, key) as client:
             submitted = client.generate(
-                prompt, mode=mode or ("imageToVideo" if image else "textToVideo"), tier=tier,
-                aspect=aspect, duration=duration, image_urls=image or None)
+                prompt,
+                mode=mode or ("imageToVideo" if image else "textToVideo"),
+                tier=tier,
+                aspect=aspect,
+                duration=duration,
+                image_urls=image or None,
+            )
             console.print(f"task [bold]{submitted.task_id}[/bold] accepted")
             final = _wait_with_progress(client, submitted.task_id, poll)
             target = out or Path(f"{submitted.task_id}.mp4")
@@ -55,13 +70,19 @@ def generate(
     except ReelAPIError as exc:
         console.print(f"[red]{exc.error_code or 'error'}[/red]: {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"saved [bold]{target}[/bold] "
-                  f"({final.generation_time}s, {final.credits_used} credits)")
+    console.print(
+        f"saved [bold]{target}[/bold] ({final.generation_time}s, {final.credits_used} credits)"
+    )
 
 
 def _wait_with_progress(client: Client, task_id: str, poll: float) -> TaskStatus:
-    columns = (SpinnerColumn(), TextColumn("{task.fields[stage]:<10}"), BarColumn(),
-               TaskProgressColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.fields[stage]:<10}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("generate", total=100, stage="queued")
 
@@ -101,8 +122,10 @@ def status(
     out = Console()
     out.print(f"[bold]{s.task_id}[/bold]: {s.status}")
     if s.status == "processing":
-        out.print(f"  stage {s.stage}, {s.percent or 0:.0f}%"
-                  + (f", queue position {s.queue_position}" if s.queue_position else ""))
+        out.print(
+            f"  stage {s.stage}, {s.percent or 0:.0f}%"
+            + (f", queue position {s.queue_position}" if s.queue_position else "")
+        )
     elif s.status == "completed":
         out.print(f"  video: {s.video_url}\n  {s.generation_time}s, {s.credits_used} credits")
     else:

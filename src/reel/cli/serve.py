@@ -22,10 +22,13 @@ log = logging.getLogger("reel")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int | None, typer.Option(
-        help="Generation worker processes to supervise (default: REEL_WORKERS or 1).")] = None,
-    no_workers: Annotated[bool, typer.Option(
-        "--no-workers", help="Serve the API only; run `reel worker` elsewhere.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Generation worker processes to supervise (default: REEL_WORKERS or 1)."),
+    ] = None,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Serve the API only; run `reel worker` elsewhere.")
+    ] = False,
 ) -> None:
     """Run the API and supervise generation worker processes."""
     settings = Settings()
@@ -36,10 +39,17 @@ def serve(
     supervisor = Supervisor(services, processes=count) if count else None
     # The supervisor runs with the app's lifespan: on SIGTERM uvicorn stops accepting, finishes
     # in-flight requests, then the workers drain, all before the process exits.
-    app = create_app(settings, services=services,
-                     background=[supervisor] if supervisor is not None else [])
-    config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level,
-                            proxy_headers=True, timeout_graceful_shutdown=10)
+    app = create_app(
+        settings, services=services, background=[supervisor] if supervisor is not None else []
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
     log.info("Reel listening on http://%s:%d (%d worker process(es))", host, port, count)
     try:
         uvicorn.Server(config).run()
@@ -48,10 +58,15 @@ def serve(
 
 
 def worker(
-    processes: Annotated[int, typer.Option("--processes", "-p",
-                                           help="Worker processes to run.")] = 1,
-    models: Annotated[str | None, typer.Option(
-        help="Comma-separated model names to serve (default: all in the models file).")] = None,
+    processes: Annotated[
+        int, typer.Option("--processes", "-p", help="Worker processes to run.")
+    ] = 1,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated model names to serve (default: all in the models file)."
+        ),
+    ] = None,
 ) -> None:
     """Run generation workers only (no API)."""
     settings = Settings()

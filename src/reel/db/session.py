@@ -18,7 +18,7 @@ from reel.config import Settings
 _IMMEDIATE = "reel_immediate"
 
 
-class DatabaseBusy(Exception):  # noqa: N818 - named for what the caller sees
+class DatabaseBusy(Exception):
     """The database stayed locked past the busy timeout."""
 
 

@@ -27,7 +27,7 @@ class EngineConfigError(EngineError):
     """The engine is misconfigured (missing files, wrong options); raised at load time."""
 
 
-class Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Interrupted(Exception):
     """Raised by a :class:`ProgressSink` to stop the engine at the next step boundary."""
 
     def __init__(self, reason: str) -> None:

@@ -1,4 +1,7 @@
-"""Dispatch behind one small interface. The task row is the truth; the queue only says "look at X"."""
+"""Dispatch behind one small interface.
+
+The task row is the truth; the queue only says "look at task X".
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ class Dispatcher(Protocol):
         """Announce a new task, inside the transaction that inserted it."""
         ...
 
-    def claim(self, session: Session, *, worker_id: str, models: Sequence[str],
-              lease_until: float) -> Task | None:
+    def claim(
+        self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
+    ) -> Task | None:
         """Take the next queued task of ``models`` (attempts + 1, lease set), or ``None``."""
         ...

@@ -15,8 +15,9 @@ class LocalDispatcher:
     def enqueue(self, session: Session, task: Task) -> None:
         """Nothing to do: workers poll the table for queued rows."""
 
-    def claim(self, session: Session, *, worker_id: str, models: Sequence[str],
-              lease_until: float) -> Task | None:
+    def claim(
+        self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
+    ) -> Task | None:
         """Run inside a write (``BEGIN IMMEDIATE``) transaction, so one claimer wins."""
         candidate = (
             select(Task.id)
@@ -28,8 +29,14 @@ class LocalDispatcher:
         task_id = session.execute(
             update(Task)
             .where(Task.id == candidate, Task.status == TaskStatus.QUEUED)
-            .values(status=TaskStatus.RUNNING, worker_id=worker_id, lease_until=lease_until,
-                    attempts=Task.attempts + 1, stage=Stage.LOADING, percent=0.0)
+            .values(
+                status=TaskStatus.RUNNING,
+                worker_id=worker_id,
+                lease_until=lease_until,
+                attempts=Task.attempts + 1,
+                stage=Stage.LOADING,
+                percent=0.0,
+            )
             .returning(Task.id)
         ).scalar_one_or_none()
         return None if task_id is None else session.get(Task, task_id, populate_existing=True)

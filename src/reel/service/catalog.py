@@ -61,7 +61,7 @@ def parse_catalog(data: Mapping[str, object], source: str = "<models>") -> Catal
     models: dict[str, ModelSpec] = {}
     for name, entry in raw_models.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("engine"), str):
-            raise CatalogError(f"{source}: models.{name} needs engine = \"...\"")
+            raise CatalogError(f'{source}: models.{name} needs engine = "..."')
         params = entry.get("params", {})
         concurrency = entry.get("concurrency", 1)
         if not isinstance(params, dict):

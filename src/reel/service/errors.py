@@ -33,8 +33,14 @@ class RateLimited(ReelError):
 
     code = "API_KEY_RATE_LIMIT_EXCEEDED"
 
-    def __init__(self, message: str | None = None, *, retry_after: int,
-                 headers: dict[str, str] | None = None, **extra: object) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> None:
         super().__init__(message, **extra)
         self.retry_after = retry_after
         self.headers = {**(headers or {}), "Retry-After": str(retry_after)}
@@ -65,7 +71,7 @@ class ImageRequired(ReelError):
 
 
 class ImageUrlsRequired(ReelError):
-    """API calls require imageUrls (public http(s) URLs); base64 and data: images are not supported"""
+    """API calls require imageUrls (public http(s) URLs); base64 and data: images are refused"""
 
     code = "IMAGE_URLS_REQUIRED"
 

@@ -1,4 +1,4 @@
-"""API keys: issued once, stored as SHA-256 hashes, looked up by prefix, compared in constant time."""
+"""API keys: shown once, stored as SHA-256 hashes, found by prefix, compared in constant time."""
 
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ def list_keys(session: Session) -> list[ApiKey]:
 def revoke(session: Session, key_id: str) -> ApiKey:
     row = get(session, key_id)
     session.execute(
-        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now())
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now())
     )
     session.refresh(row)
     return row

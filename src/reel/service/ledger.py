@@ -1,4 +1,4 @@
-"""The credits ledger: guarded balance updates plus append-only entries, in the caller's transaction.
+"""The credits ledger: guarded balance updates plus append-only entries, in one transaction.
 
 A task has at most one ``charge`` and one ``refund`` (unique on ``(task_id, kind)``), so a refund
 written twice fails instead of paying twice; :func:`refund_task` makes that a no-op.
@@ -29,11 +29,19 @@ def _add_balance(session: Session, key_id: str, amount: int) -> int:
     return new_balance
 
 
-def _entry(session: Session, key_id: str, kind: str, amount: int, *, task_id: str | None,
-           note: str | None) -> LedgerEntry:
+def _entry(
+    session: Session, key_id: str, kind: str, amount: int, *, task_id: str | None, note: str | None
+) -> LedgerEntry:
     balance = _add_balance(session, key_id, amount)
-    entry = LedgerEntry(key_id=key_id, task_id=task_id, kind=kind, amount=amount,
-                        balance_after=balance, note=note, created_at=now())
+    entry = LedgerEntry(
+        key_id=key_id,
+        task_id=task_id,
+        kind=kind,
+        amount=amount,
+        balance_after=balance,
+        note=note,
+        created_at=now(),
+    )
     session.add(entry)
     session.flush()
     return entry
@@ -58,7 +66,7 @@ def charge_task(session: Session, key_id: str, task_id: str, credits: int) -> Le
 
 
 def refund_task(session: Session, task_id: str, *, note: str | None = None) -> LedgerEntry | None:
-    """Give back a task's charge exactly once. Returns ``None`` when already refunded or never charged."""
+    """Give back a task's charge exactly once; ``None`` when already refunded or never charged."""
     charge = session.scalars(
         select(LedgerEntry).where(LedgerEntry.task_id == task_id, LedgerEntry.kind == "charge")
     ).first()
@@ -71,14 +79,19 @@ def refund_task(session: Session, task_id: str, *, note: str | None = None) -> L
         return None
     try:
         with session.begin_nested():
-            return _entry(session, charge.key_id, "refund", -charge.amount, task_id=task_id,
-                          note=note)
+            return _entry(
+                session, charge.key_id, "refund", -charge.amount, task_id=task_id, note=note
+            )
     except IntegrityError:  # a concurrent refund won the unique (task_id, kind)
         return None
 
 
 def history(session: Session, key_id: str, *, limit: int = 20) -> list[LedgerEntry]:
-    return list(session.scalars(
-        select(LedgerEntry).where(LedgerEntry.key_id == key_id)
-        .order_by(LedgerEntry.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.key_id == key_id)
+            .order_by(LedgerEntry.id.desc())
+            .limit(limit)
+        )
+    )

@@ -45,12 +45,19 @@ def lease_of(task: Task) -> Lease:
 
 
 def start(session: Session, lease: Lease) -> None:
-    session.execute(update(Task).where(_held(lease), Task.started_at.is_(None))
-                    .values(started_at=now()))
+    session.execute(
+        update(Task).where(_held(lease), Task.started_at.is_(None)).values(started_at=now())
+    )
 
 
-def heartbeat(session: Session, lease: Lease, *, lease_until: float,
-              stage: Stage | None = None, percent: float | None = None) -> Beat:
+def heartbeat(
+    session: Session,
+    lease: Lease,
+    *,
+    lease_until: float,
+    stage: Stage | None = None,
+    percent: float | None = None,
+) -> Beat:
     values: dict[str, object] = {"lease_until": lease_until}
     if stage is not None:
         values["stage"] = stage
@@ -64,54 +71,102 @@ def heartbeat(session: Session, lease: Lease, *, lease_until: float,
     return Beat(held=True, cancel_requested=bool(row[0]))
 
 
-def complete(session: Session, lease: Lease, *, video_key: str, engine: str,
-             generation_seconds: float) -> bool:
+def complete(
+    session: Session, lease: Lease, *, video_key: str, engine: str, generation_seconds: float
+) -> bool:
     done = session.execute(
-        update(Task).where(_held(lease)).values(
-            status=TaskStatus.COMPLETED, video_key=video_key, engine=engine,
-            generation_seconds=generation_seconds, finished_at=now(), stage=Stage.STORING,
-            percent=100.0, lease_until=None,
+        update(Task)
+        .where(_held(lease))
+        .values(
+            status=TaskStatus.COMPLETED,
+            video_key=video_key,
+            engine=engine,
+            generation_seconds=generation_seconds,
+            finished_at=now(),
+            stage=Stage.STORING,
+            percent=100.0,
+            lease_until=None,
         )
     ).rowcount
     return bool(done)
 
 
-def fail(session: Session, lease: Lease, *, code: str, message: str, retryable: bool = False,
-         engine: str | None = None) -> TaskStatus | None:
+def fail(
+    session: Session,
+    lease: Lease,
+    *,
+    code: str,
+    message: str,
+    retryable: bool = False,
+    engine: str | None = None,
+) -> TaskStatus | None:
     """Requeue when retryable with attempts left; else fail and refund. ``None``: lease lost."""
     task = session.get(Task, lease.task_id, populate_existing=True)
     if task is None:
         return None
     if retryable and task.attempts < task.max_attempts:
-        moved = session.execute(update(Task).where(_held(lease)).values(
-            status=TaskStatus.QUEUED, worker_id=None, lease_until=None, stage=Stage.QUEUED,
-            percent=0.0, error_message=message,
-        )).rowcount
+        moved = session.execute(
+            update(Task)
+            .where(_held(lease))
+            .values(
+                status=TaskStatus.QUEUED,
+                worker_id=None,
+                lease_until=None,
+                stage=Stage.QUEUED,
+                percent=0.0,
+                error_message=message,
+            )
+        ).rowcount
         return TaskStatus.QUEUED if moved else None
     return _finish_refunded(session, _held(lease), TaskStatus.FAILED, code, message, engine)
 
 
 def cancel_running(session: Session, lease: Lease) -> bool:
-    return _finish_refunded(session, _held(lease), TaskStatus.CANCELED, "TASK_CANCELED",
-                            "Canceled by request", None) is not None
+    return (
+        _finish_refunded(
+            session, _held(lease), TaskStatus.CANCELED, "TASK_CANCELED", "Canceled by request", None
+        )
+        is not None
+    )
 
 
 def release(session: Session, lease: Lease) -> bool:
     """Hand the task back without spending the attempt (the worker is draining)."""
-    moved = session.execute(update(Task).where(_held(lease)).values(
-        status=TaskStatus.QUEUED, worker_id=None, lease_until=None, stage=Stage.QUEUED,
-        percent=0.0, attempts=Task.attempts - 1,
-    )).rowcount
+    moved = session.execute(
+        update(Task)
+        .where(_held(lease))
+        .values(
+            status=TaskStatus.QUEUED,
+            worker_id=None,
+            lease_until=None,
+            stage=Stage.QUEUED,
+            percent=0.0,
+            attempts=Task.attempts - 1,
+        )
+    ).rowcount
     return bool(moved)
 
 
-def _finish_refunded(session: Session, guard: ColumnElement[bool], status: TaskStatus,
-                     code: str, message: str, engine: str | None) -> TaskStatus | None:
+def _finish_refunded(
+    session: Session,
+    guard: ColumnElement[bool],
+    status: TaskStatus,
+    code: str,
+    message: str,
+    engine: str | None,
+) -> TaskStatus | None:
     task_id = session.execute(
-        update(Task).where(guard).values(
-            status=status, error_code=code, error_message=message, finished_at=now(),
-            lease_until=None, **({"engine": engine} if engine else {}),
-        ).returning(Task.id)
+        update(Task)
+        .where(guard)
+        .values(
+            status=status,
+            error_code=code,
+            error_message=message,
+            finished_at=now(),
+            lease_until=None,
+            **({"engine": engine} if engine else {}),
+        )
+        .returning(Task.id)
     ).scalar_one_or_none()
     if task_id is None:
         return None
@@ -141,22 +196,44 @@ def reap(session: Session, *, max_queue_wait: float) -> Reaped:
         lease = Lease(task_id, worker_id or "", attempts)
         guard = _held(lease) & (Task.lease_until < t)
         if attempts < max_attempts:
-            if session.execute(update(Task).where(guard).values(
-                status=TaskStatus.QUEUED, worker_id=None, lease_until=None, stage=Stage.QUEUED,
-                percent=0.0,
-            )).rowcount:
+            if session.execute(
+                update(Task)
+                .where(guard)
+                .values(
+                    status=TaskStatus.QUEUED,
+                    worker_id=None,
+                    lease_until=None,
+                    stage=Stage.QUEUED,
+                    percent=0.0,
+                )
+            ).rowcount:
                 requeued.append(task_id)
-        elif _finish_refunded(session, guard, TaskStatus.FAILED, "GENERATION_FAILED",
-                              "The worker running this task stopped responding", None):
+        elif _finish_refunded(
+            session,
+            guard,
+            TaskStatus.FAILED,
+            "GENERATION_FAILED",
+            "The worker running this task stopped responding",
+            None,
+        ):
             failed.append(task_id)
     expired: list[str] = []
     too_old = session.scalars(
-        select(Task.id).where(Task.status == TaskStatus.QUEUED, Task.started_at.is_(None),
-                              Task.created_at < t - max_queue_wait)
+        select(Task.id).where(
+            Task.status == TaskStatus.QUEUED,
+            Task.started_at.is_(None),
+            Task.created_at < t - max_queue_wait,
+        )
     ).all()
     for task_id in too_old:
         guard = (Task.id == task_id) & (Task.status == TaskStatus.QUEUED)
-        if _finish_refunded(session, guard, TaskStatus.FAILED, "GENERATION_FAILED",
-                            "No worker started this task in time", None):
+        if _finish_refunded(
+            session,
+            guard,
+            TaskStatus.FAILED,
+            "GENERATION_FAILED",
+            "No worker started this task in time",
+            None,
+        ):
             expired.append(task_id)
     return Reaped(requeued, failed, expired)

@@ -1,4 +1,4 @@
-"""Per-key rate limits through the ``limits`` library (memory store for one API process, Redis for many)."""
+"""Per-key rate limits (the `limits` library): memory store for one API process, Redis for many."""
 
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ class Quota:
 
 class RateLimiter:
     def __init__(self, *, create: str, status: str, storage_uri: str = "memory://") -> None:
-        self._items: dict[Bucket, RateLimitItem] = {Bucket.CREATE: parse(create),
-                                                    Bucket.STATUS: parse(status)}
+        self._items: dict[Bucket, RateLimitItem] = {
+            Bucket.CREATE: parse(create),
+            Bucket.STATUS: parse(status),
+        }
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
     def item(self, bucket: Bucket) -> RateLimitItem:

@@ -64,18 +64,35 @@ def create(services: Services, key: ApiKey, cmd: NewTask) -> Task:
     try:
         with services.db.write() as session:
             task = Task(
-                id=task_id, key_id=key.id, status=TaskStatus.QUEUED, surface=cmd.surface,
-                mode=cmd.mode, tier=cmd.tier, model=model, aspect=cmd.aspect,
-                duration_s=cmd.duration_s, width=width, height=height, prompt=cmd.prompt,
-                image_key=image_key, seed=secrets.randbelow(2**31), priority=0, credits=cost,
-                extra=dict(cmd.extra), stage=Stage.QUEUED, percent=0.0, attempts=0,
-                max_attempts=services.settings.max_attempts, created_at=now(),
+                id=task_id,
+                key_id=key.id,
+                status=TaskStatus.QUEUED,
+                surface=cmd.surface,
+                mode=cmd.mode,
+                tier=cmd.tier,
+                model=model,
+                aspect=cmd.aspect,
+                duration_s=cmd.duration_s,
+                width=width,
+                height=height,
+                prompt=cmd.prompt,
+                image_key=image_key,
+                seed=secrets.randbelow(2**31),
+                priority=0,
+                credits=cost,
+                extra=dict(cmd.extra),
+                stage=Stage.QUEUED,
+                percent=0.0,
+                attempts=0,
+                max_attempts=services.settings.max_attempts,
+                created_at=now(),
             )
             session.add(task)
             session.flush()
             ledger.charge_task(session, key.id, task_id, cost)  # locks the key's row
-            _check_active(session, key.id, services.settings.max_active_tasks_per_key,
-                          including_new=True)
+            _check_active(
+                session, key.id, services.settings.max_active_tasks_per_key, including_new=True
+            )
             services.dispatcher.enqueue(session, task)
     except BaseException:
         if image_key is not None:
@@ -91,11 +108,17 @@ def _check_can_start(session: Session, key_id: str, cost: int, max_active: int) 
     _check_active(session, key_id, max_active)
 
 
-def _check_active(session: Session, key_id: str, max_active: int, *,
-                  including_new: bool = False) -> None:
-    active = session.scalar(
-        select(func.count()).select_from(Task).where(Task.key_id == key_id, Task.status.in_(ACTIVE))
-    ) or 0
+def _check_active(
+    session: Session, key_id: str, max_active: int, *, including_new: bool = False
+) -> None:
+    active = (
+        session.scalar(
+            select(func.count())
+            .select_from(Task)
+            .where(Task.key_id == key_id, Task.status.in_(ACTIVE))
+        )
+        or 0
+    )
     if including_new:
         active -= 1
     if active >= max_active:
@@ -108,8 +131,9 @@ def _check_active(session: Session, key_id: str, max_active: int, *,
 def _store_start_image(services: Services, task_id: str, cmd: NewTask) -> str:
     """Fetch the first image URL safely, once; the task uses the re-encoded copy from now on."""
     try:
-        image = fetch_image(cmd.image_urls[0], services.fetch_policy,
-                            max_pixels=services.settings.image_max_pixels)
+        image = fetch_image(
+            cmd.image_urls[0], services.fetch_policy, max_pixels=services.settings.image_max_pixels
+        )
     except MediaError as exc:
         raise ImageFetchFailed(f"imageUrls[0]: {exc.message}", param="imageUrls") from exc
     key = f"inputs/{task_id}.png"
@@ -130,7 +154,9 @@ def queue_position(session: Session, task: Task) -> int | None:
     if task.status != TaskStatus.QUEUED:
         return None
     ahead = session.scalar(
-        select(func.count()).select_from(Task).where(
+        select(func.count())
+        .select_from(Task)
+        .where(
             Task.status == TaskStatus.QUEUED,
             Task.model == task.model,
             (Task.priority > task.priority)
@@ -151,7 +177,9 @@ def list_for_key(session: Session, key: ApiKey, *, limit: int, after: str | None
             (Task.created_at < anchor.created_at)
             | ((Task.created_at == anchor.created_at) & (Task.id < anchor.id))
         )
-    return list(session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)))
+    return list(
+        session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
+    )
 
 
 def cancel(services: Services, key: ApiKey, task_id: str) -> Task:
@@ -162,14 +190,20 @@ def cancel(services: Services, key: ApiKey, task_id: str) -> Task:
             done = session.execute(
                 update(Task)
                 .where(Task.id == task.id, Task.status == TaskStatus.QUEUED)
-                .values(status=TaskStatus.CANCELED, finished_at=now(), error_code="TASK_CANCELED",
-                        error_message="Canceled by request", cancel_requested=True)
+                .values(
+                    status=TaskStatus.CANCELED,
+                    finished_at=now(),
+                    error_code="TASK_CANCELED",
+                    error_message="Canceled by request",
+                    cancel_requested=True,
+                )
             ).rowcount
             if done:
                 ledger.refund_task(session, task.id, note="canceled")
         elif task.status == TaskStatus.RUNNING:
             session.execute(
-                update(Task).where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
+                update(Task)
+                .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
                 .values(cancel_requested=True)
             )
         elif task.status != TaskStatus.CANCELED:

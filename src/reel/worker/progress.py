@@ -22,8 +22,15 @@ _MIN_WRITE_INTERVAL = 0.5
 
 
 class ProgressReporter:
-    def __init__(self, services: Services, lease: lifecycle.Lease, *, draining: threading.Event,
-                 lease_seconds: float, heartbeat_seconds: float) -> None:
+    def __init__(
+        self,
+        services: Services,
+        lease: lifecycle.Lease,
+        *,
+        draining: threading.Event,
+        lease_seconds: float,
+        heartbeat_seconds: float,
+    ) -> None:
         self._services = services
         self._lease = lease
         self._draining = draining
@@ -56,8 +63,13 @@ class ProgressReporter:
             stage, percent = self._stage, self._percent
         self._last_write = time.monotonic()
         with self._services.db.write() as session:
-            beat = lifecycle.heartbeat(session, self._lease, lease_until=now() + self._lease_seconds,
-                                       stage=stage, percent=percent)
+            beat = lifecycle.heartbeat(
+                session,
+                self._lease,
+                lease_until=now() + self._lease_seconds,
+                stage=stage,
+                percent=percent,
+            )
         if not beat.held:
             self._stop_reason = "lease_lost"
         elif beat.cancel_requested:
@@ -79,5 +91,5 @@ class ProgressReporter:
         while not self._done.wait(interval):
             try:
                 self._beat()
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack
+            except Exception:
                 continue

@@ -36,15 +36,22 @@ def preview_keys(video_key: str) -> tuple[str, str]:
 class Runner:
     """Runs tasks of ``models`` until :meth:`stop` is called."""
 
-    def __init__(self, services: Services, *, models: Sequence[str] | None = None,
-                 worker_id: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        models: Sequence[str] | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.services = services
         self.settings = services.settings
         self.models = list(models or services.catalog.models)
         unknown = set(self.models) - set(services.catalog.models)
         if unknown:
-            raise ValueError(f"unknown models {sorted(unknown)}; known: "
-                             f"{sorted(services.catalog.models)}")
+            raise ValueError(
+                f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
+            )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._engines: dict[str, Engine] = {}
         self._stop = threading.Event()
@@ -76,7 +83,8 @@ class Runner:
         lease_until = now() + self.settings.lease_seconds
         with self.services.db.write() as session:
             task = self.services.dispatcher.claim(
-                session, worker_id=self.worker_id, models=self.models, lease_until=lease_until)
+                session, worker_id=self.worker_id, models=self.models, lease_until=lease_until
+            )
             if task is None:
                 return False
             lease = lifecycle.lease_of(task)
@@ -87,9 +95,13 @@ class Runner:
     # --- one task ----------------------------------------------------------------------------
     def _run(self, task: Task, lease: lifecycle.Lease) -> None:
         self._set_current(task.id)
-        reporter = ProgressReporter(self.services, lease, draining=self._draining,
-                                    lease_seconds=self.settings.lease_seconds,
-                                    heartbeat_seconds=self.settings.heartbeat_seconds)
+        reporter = ProgressReporter(
+            self.services,
+            lease,
+            draining=self._draining,
+            lease_seconds=self.settings.lease_seconds,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+        )
         started = self._clock()
         spec = self.services.catalog.models[task.model]
         with tempfile.TemporaryDirectory(prefix="reel-task-") as tmp, reporter.running():
@@ -107,22 +119,27 @@ class Runner:
                 return
             except EngineError as exc:
                 log.warning("task %s failed in engine: %s", task.id, exc.message)
-                self._settle_failure(lease, exc.message, retryable=exc.retryable, engine=spec.engine)
+                self._settle_failure(
+                    lease, exc.message, retryable=exc.retryable, engine=spec.engine
+                )
                 return
             except StorageError as exc:
                 log.error("task %s: storing the video failed: %s", task.id, exc)
-                self._settle_failure(lease, "Storing the video failed", retryable=False,
-                                     engine=spec.engine)
+                self._settle_failure(
+                    lease, "Storing the video failed", retryable=False, engine=spec.engine
+                )
                 return
             except Exception:
                 log.exception("task %s crashed", task.id)
-                self._settle_failure(lease, "Video generation failed", retryable=False,
-                                     engine=spec.engine)
+                self._settle_failure(
+                    lease, "Video generation failed", retryable=False, engine=spec.engine
+                )
                 return
         elapsed = self._clock() - started
         with self.services.db.write() as session:
-            done = lifecycle.complete(session, lease, video_key=video_key, engine=engine.name,
-                                      generation_seconds=elapsed)
+            done = lifecycle.complete(
+                session, lease, video_key=video_key, engine=engine.name, generation_seconds=elapsed
+            )
         if not done:
             log.warning("task %s: lease lost before completion; discarding output", task.id)
             self._delete_outputs(video_key)
@@ -136,9 +153,15 @@ class Runner:
             image_path = work / "start.png"
             self.services.storage.get_to(task.image_key, image_path)
         return GenerationRequest(
-            task_id=task.id, prompt=task.prompt, mode=Mode(task.mode), width=task.width,
-            height=task.height, duration_s=float(task.duration_s),
-            output_path=work / "out.mp4", image_path=image_path, seed=task.seed,
+            task_id=task.id,
+            prompt=task.prompt,
+            mode=Mode(task.mode),
+            width=task.width,
+            height=task.height,
+            duration_s=float(task.duration_s),
+            output_path=work / "out.mp4",
+            image_path=image_path,
+            seed=task.seed,
             params=params if isinstance(params, dict) else {},
         )
 
@@ -172,11 +195,18 @@ class Runner:
                 log.warning("task %s: lease lost; stopped", lease.task_id)
         self._set_current(None)
 
-    def _settle_failure(self, lease: lifecycle.Lease, message: str, *, retryable: bool,
-                        engine: str) -> None:
+    def _settle_failure(
+        self, lease: lifecycle.Lease, message: str, *, retryable: bool, engine: str
+    ) -> None:
         with self.services.db.write() as session:
-            lifecycle.fail(session, lease, code="GENERATION_FAILED", message=message,
-                           retryable=retryable, engine=engine)
+            lifecycle.fail(
+                session,
+                lease,
+                code="GENERATION_FAILED",
+                message=message,
+                retryable=retryable,
+                engine=engine,
+            )
         self._set_current(None)
 
     def _engine(self, model: str) -> Engine:
@@ -191,22 +221,34 @@ class Runner:
     def _register(self) -> None:
         t = now()
         with self.services.db.write() as session:
-            session.merge(Worker(id=self.worker_id, host=socket.gethostname(), pid=os.getpid(),
-                                 models=self.models, started_at=t, last_seen=t))
+            session.merge(
+                Worker(
+                    id=self.worker_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    models=self.models,
+                    started_at=t,
+                    last_seen=t,
+                )
+            )
 
     def _touch(self) -> None:
         if self._clock() - self._last_touch < self.settings.heartbeat_seconds:
             return
         self._last_touch = self._clock()
         with self.services.db.write() as session:
-            session.execute(update(Worker).where(Worker.id == self.worker_id)
-                            .values(last_seen=now()))
+            session.execute(
+                update(Worker).where(Worker.id == self.worker_id).values(last_seen=now())
+            )
 
     def _set_current(self, task_id: str | None) -> None:
         t = now()
         with self.services.db.write() as session:
-            session.execute(update(Worker).where(Worker.id == self.worker_id).values(
-                current_task=task_id, task_started_at=t if task_id else None, last_seen=t))
+            session.execute(
+                update(Worker)
+                .where(Worker.id == self.worker_id)
+                .values(current_task=task_id, task_started_at=t if task_id else None, last_seen=t)
+            )
 
     def _unregister(self) -> None:
         with self.services.db.write() as session:

@@ -20,10 +20,10 @@ from sqlalchemy import delete, select
 
 from reel.config import Settings
 from reel.db.models import Task, Worker
+from reel.logs import configure_logging
 from reel.service import lifecycle
 from reel.service.clock import now
 from reel.service.context import Services, build_services
-from reel.logs import configure_logging
 
 log = logging.getLogger("reel.supervisor")
 
@@ -50,8 +50,9 @@ def child_main(settings_data: dict[str, object], models: list[str] | None) -> No
 
 
 class Supervisor:
-    def __init__(self, services: Services, *, processes: int,
-                 models: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, services: Services, *, processes: int, models: Sequence[str] | None = None
+    ) -> None:
         self.services = services
         self.settings = services.settings
         self.processes = processes
@@ -72,8 +73,9 @@ class Supervisor:
         data = self.settings.model_dump(mode="json", exclude_none=True)
         if self.settings.secret_key is not None:
             data["secret_key"] = self.settings.secret_key.get_secret_value()
-        proc = self._ctx.Process(target=child_main, args=(data, self.models), name="reel-worker",
-                                 daemon=False)
+        proc = self._ctx.Process(
+            target=child_main, args=(data, self.models), name="reel-worker", daemon=False
+        )
         proc.start()
         log.info("started worker process %s", proc.pid)
         return proc
@@ -102,8 +104,10 @@ class Supervisor:
         with self.services.db.read() as session:
             rows = session.execute(
                 select(Worker.id, Worker.pid, Worker.current_task).where(
-                    Worker.pid.in_(list(pids)), Worker.current_task.is_not(None),
-                    Worker.task_started_at < now() - limit)
+                    Worker.pid.in_(list(pids)),
+                    Worker.current_task.is_not(None),
+                    Worker.task_started_at < now() - limit,
+                )
             ).all()
         for worker_id, pid, task_id in rows:
             log.error("task %s exceeded the %ss time limit; killing worker %s", task_id, limit, pid)
@@ -113,16 +117,23 @@ class Supervisor:
             with self.services.db.write() as session:
                 task = session.get(Task, task_id)
                 if task is not None and task.worker_id == worker_id:
-                    lifecycle.fail(session, lifecycle.lease_of(task), code="GENERATION_FAILED",
-                                   message=f"Generation exceeded the time limit ({limit:.0f}s)")
+                    lifecycle.fail(
+                        session,
+                        lifecycle.lease_of(task),
+                        code="GENERATION_FAILED",
+                        message=f"Generation exceeded the time limit ({limit:.0f}s)",
+                    )
                 session.execute(delete(Worker).where(Worker.id == worker_id))
 
     def reap(self) -> lifecycle.Reaped:
         with self.services.db.write() as session:
             reaped = lifecycle.reap(session, max_queue_wait=self.settings.max_queue_wait)
-            session.execute(delete(Worker).where(
-                Worker.last_seen < now() - 4 * max(self.settings.heartbeat_seconds,
-                                                   self.settings.lease_seconds)))
+            session.execute(
+                delete(Worker).where(
+                    Worker.last_seen
+                    < now() - 4 * max(self.settings.heartbeat_seconds, self.settings.lease_seconds)
+                )
+            )
         for name in ("requeued", "failed", "expired"):
             ids = getattr(reaped, name)
             if ids:

@@ -17,14 +17,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and its schema is current",
-            responses={503: {"description": "Not ready"}})
+@router.get(
+    "/readyz",
+    summary="The database answers and its schema is current",
+    responses={503: {"description": "Not ready"}},
+)
 def readyz(services: ServicesDep) -> JSONResponse:
     try:
         with services.db.read() as session:
             session.execute(text("SELECT 1"))
         schema_ok = current_revision(services.db.engine) == head_revision()
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
     if not schema_ok:
         return JSONResponse({"status": "unavailable", "reason": "schema not migrated"}, 503)

@@ -31,10 +31,16 @@ router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    text = {400: "Invalid request", 401: "Missing, invalid or revoked API key",
-            402: "Not enough credits", 404: "Task not found or not owned by this key",
-            409: "Conflict", 429: "Rate limit or active-task limit exceeded",
-            500: "Internal error", 503: "Database busy; retry"}
+    text = {
+        400: "Invalid request",
+        401: "Missing, invalid or revoked API key",
+        402: "Not enough credits",
+        404: "Task not found or not owned by this key",
+        409: "Conflict",
+        429: "Rate limit or active-task limit exceeded",
+        500: "Internal error",
+        503: "Database busy; retry",
+    }
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
 
 
@@ -53,35 +59,54 @@ def base_url(request: Request, services: Services) -> str:
     return services.settings.public_url or str(request.base_url)
 
 
-def present(task: Task, *, services: Services, request: Request,
-            queue_position: int | None = None) -> StatusResponse:
+def present(
+    task: Task, *, services: Services, request: Request, queue_position: int | None = None
+) -> StatusResponse:
     common = {
-        "taskId": task.id, "engine": task.engine, "modelTier": task.tier, "mode": task.mode,
-        "aspectRatio": task.aspect, "videoDuration": str(task.duration_s),
-        "createdAt": _iso(task.created_at), "completedAt": _iso(task.finished_at),
+        "taskId": task.id,
+        "engine": task.engine,
+        "modelTier": task.tier,
+        "mode": task.mode,
+        "aspectRatio": task.aspect,
+        "videoDuration": str(task.duration_s),
+        "createdAt": _iso(task.created_at),
+        "completedAt": _iso(task.finished_at),
     }
     status = TaskStatus(task.status)
     if status is TaskStatus.COMPLETED and task.video_key:
         ttl = services.settings.media_url_ttl
         return StatusResponse(
-            success=True, status="completed", message="Video generation completed",
-            videoUrl=services.storage.url(task.video_key, base_url=base_url(request, services),
-                                          expires_in=ttl),
+            success=True,
+            status="completed",
+            message="Video generation completed",
+            videoUrl=services.storage.url(
+                task.video_key, base_url=base_url(request, services), expires_in=ttl
+            ),
             generationTime=round((task.finished_at or task.created_at) - task.created_at),
-            creditsUsed=task.credits, progressPercent=100.0, **common,
+            creditsUsed=task.credits,
+            progressPercent=100.0,
+            **common,
         )
     if status in (TaskStatus.FAILED, TaskStatus.CANCELED):
         canceled = status is TaskStatus.CANCELED
         return StatusResponse(
-            success=False, status="failed",
+            success=False,
+            status="failed",
             error=task.error_message or "Video generation failed",
             errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
-            canceled=canceled, creditsRefunded=task.credits, creditsUsed=0, **common,
+            canceled=canceled,
+            creditsRefunded=task.credits,
+            creditsUsed=0,
+            **common,
         )
     return StatusResponse(
-        success=True, status="processing", progress=task.stage,
-        progressPercent=task.percent, queuePosition=queue_position,
-        message=f"Video generation {task.stage}", **common,
+        success=True,
+        status="processing",
+        progress=task.stage,
+        progressPercent=task.percent,
+        queuePosition=queue_position,
+        message=f"Video generation {task.stage}",
+        **common,
     )
 
 
@@ -107,8 +132,9 @@ def generate(key: CreateKey, body: JsonBody, services: ServicesDep) -> GenerateR
     openapi_extra=_body_doc(CheckStatusRequest),
     summary="Check task status",
 )
-def check_status(key: StatusKey, body: JsonBody, services: ServicesDep,
-                 request: Request) -> StatusResponse:
+def check_status(
+    key: StatusKey, body: JsonBody, services: ServicesDep, request: Request
+) -> StatusResponse:
     task_id = parse_task_id(body)
     with services.db.read() as session:
         task = tasks.get(session, key, task_id)
@@ -124,8 +150,9 @@ def check_status(key: StatusKey, body: JsonBody, services: ServicesDep,
     openapi_extra=_body_doc(CheckStatusRequest),
     summary="Cancel a task (extension)",
 )
-def cancel(key: StatusKey, body: JsonBody, services: ServicesDep,
-           request: Request) -> StatusResponse:
+def cancel(
+    key: StatusKey, body: JsonBody, services: ServicesDep, request: Request
+) -> StatusResponse:
     task = tasks.cancel(services, key, parse_task_id(body))
     return present(task, services=services, request=request)
 
@@ -147,10 +174,18 @@ def list_tasks(
     with services.db.read() as session:
         rows = tasks.list_for_key(session, key, limit=limit + 1, after=after)
         page = rows[:limit]
-        data = [present(t, services=services, request=request,
-                        queue_position=tasks.queue_position(session, t)) for t in page]
-    return TaskPage(data=data, hasMore=len(rows) > limit,
-                    nextCursor=page[-1].id if len(rows) > limit else None)
+        data = [
+            present(
+                t,
+                services=services,
+                request=request,
+                queue_position=tasks.queue_position(session, t),
+            )
+            for t in page
+        ]
+    return TaskPage(
+        data=data, hasMore=len(rows) > limit, nextCursor=page[-1].id if len(rows) > limit else None
+    )
 
 
 @router.get(
@@ -161,22 +196,32 @@ def list_tasks(
 )
 def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> AccountResponse:
     with services.db.read() as session:
-        counts = dict(session.execute(
-            select(Task.status, func.count()).where(Task.key_id == key.id).group_by(Task.status)
-        ).all())
-        spent = session.scalar(select(func.coalesce(func.sum(Task.credits), 0)).where(
-            Task.key_id == key.id, Task.status.in_([TaskStatus.COMPLETED, *tasks.ACTIVE])))
+        counts = dict(
+            session.execute(
+                select(Task.status, func.count()).where(Task.key_id == key.id).group_by(Task.status)
+            ).all()
+        )
+        spent = session.scalar(
+            select(func.coalesce(func.sum(Task.credits), 0)).where(
+                Task.key_id == key.id, Task.status.in_([TaskStatus.COMPLETED, *tasks.ACTIVE])
+            )
+        )
     limits = {}
     for bucket in Bucket:
         q = limiter.peek(bucket, key.id)
-        limits[bucket.value] = RateLimitState(limit=q.limit, remaining=q.remaining,
-                                              resetSeconds=q.reset_in)
+        limits[bucket.value] = RateLimitState(
+            limit=q.limit, remaining=q.remaining, resetSeconds=q.reset_in
+        )
     return AccountResponse(
-        keyId=key.id, name=key.name, credits=key.balance,
+        keyId=key.id,
+        name=key.name,
+        credits=key.balance,
         activeTasks=sum(counts.get(s, 0) for s in tasks.ACTIVE),
         maxActiveTasks=services.settings.max_active_tasks_per_key,
         rateLimits=limits,
-        usage={"tasks": sum(counts.values()),
-               **{s.value: counts.get(s, 0) for s in TaskStatus},
-               "creditsSpent": int(spent or 0)},
+        usage={
+            "tasks": sum(counts.values()),
+            **{s.value: counts.get(s, 0) for s in TaskStatus},
+            "creditsSpent": int(spent or 0),
+        },
     )

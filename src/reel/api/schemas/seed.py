@@ -19,29 +19,49 @@ from reel.service.tasks import NewTask
 from reel.types import Aspect, Mode, Tier
 
 #: Image fields clients sometimes send instead of ``imageUrls``; the contract refuses them.
-_OTHER_IMAGE_FIELDS = ("image", "images", "imageUrl", "imageBase64", "imageData", "base64",
-                       "image_url", "image_urls", "imageFile", "inputImage")
+_OTHER_IMAGE_FIELDS = (
+    "image",
+    "images",
+    "imageUrl",
+    "imageBase64",
+    "imageData",
+    "base64",
+    "image_url",
+    "image_urls",
+    "imageFile",
+    "inputImage",
+)
 _BASE64ISH = re.compile(r"^[A-Za-z0-9+/=\s]{64,}$")
 
 
 class GenerateRequest(BaseModel):
     """Body of `POST /api/sora-2/generate` (documentation; parsing is :func:`parse_generate`)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
-        "mode": "textToVideo", "modelTier": "sora2", "aspectRatio": "landscape",
-        "videoDuration": "10",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
+                    "mode": "textToVideo",
+                    "modelTier": "sora2",
+                    "aspectRatio": "landscape",
+                    "videoDuration": "10",
+                }
+            ]
+        }
+    )
 
     prompt: str = Field(description="Video generation prompt; not blank.", min_length=1)
     mode: Mode = Field(description="textToVideo or imageToVideo")
     modelTier: Tier = Field(default=Tier.SORA2)
     aspectRatio: Aspect = Field(default=Aspect.PORTRAIT)
     videoDuration: Literal["10", "15", 10, 15] = Field(
-        default="10", description="Seconds; the string or the number. Default 10.")
+        default="10", description="Seconds; the string or the number. Default 10."
+    )
     imageUrls: list[str] | None = Field(
         default=None,
-        description="Public http(s) image URLs for imageToVideo; the first is the start frame.")
+        description="Public http(s) image URLs for imageToVideo; the first is the start frame.",
+    )
 
 
 class CheckStatusRequest(BaseModel):
@@ -117,15 +137,17 @@ class AccountResponse(BaseModel):
     usage: dict[str, int]
 
 
-def _enum(value: object, enum: type[Mode] | type[Tier] | type[Aspect], param: str,
-          default: object = None) -> object:
+def _enum(
+    value: object, enum: type[Mode] | type[Tier] | type[Aspect], param: str, default: object = None
+) -> object:
     if value is None and default is not None:
         return default
     allowed = [m.value for m in enum]
     if isinstance(value, str) and value in allowed:
         return enum(value)
-    raise InvalidParameter(f"{param} must be one of: {', '.join(allowed)}", param=param,
-                           allowed=allowed)
+    raise InvalidParameter(
+        f"{param} must be one of: {', '.join(allowed)}", param=param, allowed=allowed
+    )
 
 
 def _looks_inline(value: object) -> bool:
@@ -159,11 +181,16 @@ def parse_generate(body: dict[str, object], *, max_prompt: int, max_images: int)
     if raw_duration is None:
         raw_duration = DEFAULT_DURATION
     allowed = [str(d) for d in DURATIONS]
-    if isinstance(raw_duration, bool) or str(raw_duration) not in allowed or isinstance(
-        raw_duration, float
+    if (
+        isinstance(raw_duration, bool)
+        or str(raw_duration) not in allowed
+        or isinstance(raw_duration, float)
     ):
-        raise InvalidParameter(f"videoDuration must be one of: {', '.join(allowed)}",
-                               param="videoDuration", allowed=allowed)
+        raise InvalidParameter(
+            f"videoDuration must be one of: {', '.join(allowed)}",
+            param="videoDuration",
+            allowed=allowed,
+        )
     duration = int(str(raw_duration))
 
     urls: tuple[str, ...] = ()
@@ -173,8 +200,9 @@ def parse_generate(body: dict[str, object], *, max_prompt: int, max_images: int)
         if not isinstance(images, list) or not all(isinstance(u, str) for u in images):
             raise InvalidParameter("imageUrls must be a list of URL strings", param="imageUrls")
         if len(images) > max_images:
-            raise InvalidParameter(f"imageUrls accepts at most {max_images} URLs",
-                                   param="imageUrls")
+            raise InvalidParameter(
+                f"imageUrls accepts at most {max_images} URLs", param="imageUrls"
+            )
         if any(not u.strip() for u in images):
             raise ImageRequired("imageUrls must not contain empty strings")
         urls = tuple(u.strip() for u in images)
@@ -182,8 +210,14 @@ def parse_generate(body: dict[str, object], *, max_prompt: int, max_images: int)
         raise InvalidParameter("imageUrls must be a list of URL strings", param="imageUrls")
 
     assert isinstance(mode, Mode) and isinstance(tier, Tier) and isinstance(aspect, Aspect)
-    return NewTask(prompt=prompt.strip(), mode=mode, tier=tier, aspect=aspect,
-                   duration_s=duration, image_urls=urls)
+    return NewTask(
+        prompt=prompt.strip(),
+        mode=mode,
+        tier=tier,
+        aspect=aspect,
+        duration_s=duration,
+        image_urls=urls,
+    )
 
 
 def parse_task_id(body: dict[str, object]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from reel.db.base import Base
 from reel.db import models  # noqa: F401  - registers the tables on Base.metadata
+from reel.db.base import Base
 
 config = context.config
 connection = config.attributes.get("connection")
