@@ -268,3 +268,74 @@ def test_full_size_render_for_every_tier_and_duration(tmp_path: Path) -> None:
             assert (info.width, info.height) == expected[cell]
             assert info.fps == 24 and info.frames == 24 * int(cell[1])
             assert abs(info.duration_s - int(cell[1])) < 0.1
+
+
+def _seed_curl_blocks() -> list[str]:
+    text = SEED.read_text()
+    blocks, start = [], 0
+    while (i := text.find('curl -X POST "https://nanophoto.ai', start)) != -1:
+        end = text.index("'", text.index("--data-raw '", i) + len("--data-raw '")) + 1
+        blocks.append(text[i:end])
+        start = end
+    return blocks
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_seed_curl_examples_run_unchanged(server: ReelServer) -> None:
+    blocks = _seed_curl_blocks()
+    assert len(blocks) == 3  # generate T2V, generate I2V, check-status
+    key = str(server.create_key(credits=100)["key"])
+    with image_server({"/demo.webp": (200, "image/png", png_bytes(96, 64))}) as base:
+        outputs = []
+        for block in blocks[:2]:
+            cmd = (
+                block.replace("https://nanophoto.ai", server.url)
+                .replace("YOUR_API_KEY", key)
+                .replace(
+                    "https://static.nanophoto.ai/demo/nano-banana-pro.webp", f"{base}/demo.webp"
+                )
+            )
+            out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            outputs.append(httpx.Response(200, content=out.stdout).json())
+    for submitted in outputs:
+        assert submitted["success"] is True and submitted["status"] == "processing"
+        status_cmd = (
+            blocks[2]
+            .replace("https://nanophoto.ai", server.url)
+            .replace("YOUR_API_KEY", key)
+            .replace("task_abc123", str(submitted["taskId"]))
+        )
+        out = subprocess.run(["bash", "-c", status_cmd], capture_output=True, text=True, timeout=60)
+        status = httpx.Response(200, content=out.stdout).json()
+        assert status["taskId"] == submitted["taskId"] and status["success"] is True
+        assert wait_final(server, key, str(submitted["taskId"]))["status"] == "completed"
+
+
+def test_cli_generate_shows_progress_and_downloads(server: ReelServer, tmp_path: Path) -> None:
+    key = str(server.create_key(credits=10)["key"])
+    out_file = tmp_path / "cli.mp4"
+    result = server.cli(
+        "generate",
+        "A paper boat on a river",
+        "--aspect",
+        "landscape",
+        "--out",
+        str(out_file),
+        "--server",
+        server.url,
+        "--key",
+        key,
+        "--poll",
+        "0.5",
+    )
+    assert "accepted" in result.stderr and "saved" in result.stderr
+    info = probe(out_file)
+    assert info.width > info.height and abs(info.duration_s - 10) < 0.3
+    task_id = result.stderr.split("task ", 1)[1].split()[0]
+    shown = server.cli("status", task_id, "--server", server.url, "--key", key).stdout
+    assert "completed" in shown and "video:" in shown
+    refused = server.cli(
+        "status", task_id, "--server", server.url, "--key", "sk-reel-bad", check=False
+    )
+    assert refused.returncode == 1 and "LOGIN_REQUIRED" in refused.stderr

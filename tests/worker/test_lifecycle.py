@@ -193,3 +193,14 @@ def test_progress_sink_reports_and_detects_lost_lease(services: Services) -> Non
     with pytest.raises(Interrupted) as info:
         sink(Stage.ENCODING, 90.0)
     assert info.value.reason == "lease_lost"
+
+
+def test_model_concurrency_caps_running_tasks(services: Services) -> None:
+    submit(services)
+    submit(services)
+    with services.db.write() as session:
+        assert lifecycle.models_with_capacity(session, {"sandbox": 1}) == ["sandbox"]
+    assert claim(services, "a") is not None
+    with services.db.write() as session:
+        assert lifecycle.models_with_capacity(session, {"sandbox": 1}) == []
+        assert lifecycle.models_with_capacity(session, {"sandbox": 2}) == ["sandbox"]

@@ -6,9 +6,10 @@ running task on; a worker whose lease was reaped finds its updates match no row 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
@@ -42,6 +43,18 @@ def _held(lease: Lease) -> ColumnElement[bool]:
 def lease_of(task: Task) -> Lease:
     assert task.worker_id is not None
     return Lease(task.id, task.worker_id, task.attempts)
+
+
+def models_with_capacity(session: Session, concurrency: Mapping[str, int]) -> list[str]:
+    """The models whose running tasks are below their ``concurrency`` (models-file setting)."""
+    running = dict(
+        session.execute(
+            select(Task.model, func.count())
+            .where(Task.status == TaskStatus.RUNNING, Task.model.in_(list(concurrency)))
+            .group_by(Task.model)
+        ).all()
+    )
+    return [m for m, limit in concurrency.items() if running.get(m, 0) < limit]
 
 
 def start(session: Session, lease: Lease) -> None:

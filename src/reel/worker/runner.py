@@ -53,6 +53,7 @@ class Runner:
                 f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
             )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._concurrency = {m: services.catalog.models[m].concurrency for m in self.models}
         self._engines: dict[str, Engine] = {}
         self._stop = threading.Event()
         self._draining = threading.Event()
@@ -82,8 +83,11 @@ class Runner:
         """Claim and run one task. ``False`` when nothing was waiting."""
         lease_until = now() + self.settings.lease_seconds
         with self.services.db.write() as session:
+            open_models = lifecycle.models_with_capacity(session, self._concurrency)
+            if not open_models:
+                return False
             task = self.services.dispatcher.claim(
-                session, worker_id=self.worker_id, models=self.models, lease_until=lease_until
+                session, worker_id=self.worker_id, models=open_models, lease_until=lease_until
             )
             if task is None:
                 return False
