@@ -386,6 +386,20 @@ def test_openapi_documents_errors(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_openapi_every_error_response_has_the_error_schema(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    checked = 0
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert "422" not in op["responses"], (method, path)
+            for status, response in op["responses"].items():
+                if status[0] in "45":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["$ref"].endswith("/ErrorBody"), (method, path, status)
+                    checked += 1
+    assert checked >= 20
+
+
 def test_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok"}

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reel import __version__
 from reel.api import errors
 from reel.api.routes import health, media, seed
-from reel.api.schemas.seed import CheckStatusRequest, GenerateRequest
+from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 from reel.config import Settings
 from reel.db.migrate import ensure_current, upgrade
 from reel.service.context import Services, build_services
@@ -137,9 +137,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
     for path, ops in schema.get("paths", {}).items():
-        if path.startswith("/api/"):
-            for op in ops.values():
+        for op in ops.values():
+            if path.startswith("/api/"):
                 op["security"] = [{"bearer": []}]
+            responses = op.setdefault("responses", {})
+            # Validation failures answer 400 in the contract's shape, never FastAPI's 422.
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", {"description": "Invalid request"})
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and not response.get("content"):
+                    response["content"] = {"application/json": {"schema": error_ref}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
     app.openapi_schema = schema
     return schema
