@@ -19,4 +19,5 @@ def signed_path(secret: bytes, key: str, *, expires_in: int, now: float | None =
 
 
 def verify(secret: bytes, key: str, expires: int, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, key, expires), signature)
+    expected = sign(secret, key, expires).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
