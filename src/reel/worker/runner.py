@@ -17,7 +17,7 @@ from sqlalchemy import delete, update
 from reel.db.models import Task, Worker
 from reel.engines.base import Engine, EngineError, GenerationRequest, Interrupted
 from reel.engines.registry import load_engine
-from reel.media.previews import spritesheet, thumbnail
+from reel.media.previews import preview_keys, spritesheet, thumbnail
 from reel.service import lifecycle
 from reel.service.clock import now
 from reel.service.context import Services
@@ -26,11 +26,6 @@ from reel.types import Mode, Stage
 from reel.worker.progress import ProgressReporter
 
 log = logging.getLogger("reel.worker")
-
-
-def preview_keys(video_key: str) -> tuple[str, str]:
-    stem = video_key.rsplit(".", 1)[0]
-    return f"{stem}.thumb.webp", f"{stem}.sprite.jpg"
 
 
 class Runner:
