@@ -14,13 +14,7 @@ from PIL import Image
 
 from reel.media.video import VideoDecodeError, frame_count, sample_frames
 
-__all__ = ["preview_keys", "spritesheet", "thumbnail"]
-
-
-def preview_keys(video_key: str) -> tuple[str, str]:
-    """Storage keys of a video's (thumbnail, spritesheet), stored beside it."""
-    stem = video_key.rsplit(".", 1)[0]
-    return f"{stem}.thumb.webp", f"{stem}.sprite.jpg"
+__all__ = ["spritesheet", "thumbnail"]
 
 
 def thumbnail(video_path: Path, out_path: Path, *, width: int = 480) -> None:

@@ -17,11 +17,12 @@ from sqlalchemy import delete, update
 from reel.db.models import Task, Worker
 from reel.engines.base import Engine, EngineError, GenerationRequest, Interrupted
 from reel.engines.registry import load_engine
-from reel.media.previews import preview_keys, spritesheet, thumbnail
+from reel.media.previews import spritesheet, thumbnail
 from reel.service import lifecycle
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
+from reel.storage.naming import preview_keys
 from reel.types import Mode, Stage
 from reel.worker.progress import ProgressReporter
 
