@@ -74,3 +74,38 @@ def finish(
             session.execute(
                 update(LedgerEntry).where(LedgerEntry.id == refund.id).values(created_at=at)
             )
+
+
+PROMPTS = (
+    "A lighthouse in a storm, waves crashing, cinematic",
+    "Macro shot of dew on a spider web at sunrise",
+    "A red fox trotting through fresh snow",
+    "Timelapse of clouds over a mountain ridge",
+    "A paper boat drifting down a rainy street",
+    "Neon city at night seen from a moving train",
+)
+
+
+def seed_history(services: Services, key_ids: list[str], *, days: int, until: float) -> int:
+    """Finished tasks spread over the ``days`` before ``until`` (deterministic); returns count."""
+    made = 0
+    tiers = (Tier.SORA2, Tier.PRO_STANDARD, Tier.PRO_HIGH)
+    for back in range(days, 0, -1):
+        at = until - back * 86_400
+        for n in range(2 + (back * 7) % 5):
+            tier = tiers[(back + n) % 5 % 3]
+            key = key_ids[(back + n) % len(key_ids)]
+            task_id = submit(
+                services, key, tier=tier, prompt=PROMPTS[(back + n) % len(PROMPTS)], at=at
+            )
+            failed = (back + n) % 6 == 0
+            finish(
+                services,
+                task_id,
+                TaskStatus.FAILED if failed else TaskStatus.COMPLETED,
+                at=at + 30 + n,
+                seconds=2.0 + (back * 3 + n * 5) % 11,
+                engine="sandbox",
+            )
+            made += 1
+    return made

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-WIDTH = 720
+WIDTH = 640
 HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 36
+LEFT, RIGHT, TOP, BOTTOM = 44, 10, 12, 34
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +44,18 @@ class Chart:
     empty: bool
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1/2/5 × 10^n at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * power >= value:
-            return float(step * power)
-    return float(10 * power)
+def nice_step(value: float, *, ticks: int = 4, whole: bool = True) -> float:
+    """A 1/2/5 × 10^n step so that ``ticks`` steps cover ``value``; whole numbers for counts."""
+    raw = max(value, 1e-9) / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return max(1.0, step) if whole else step
+
+
+def nice_ceiling(value: float, *, ticks: int = 4, whole: bool = True) -> float:
+    """The axis top: a whole number of nice steps at or above ``value``."""
+    step = nice_step(value, ticks=ticks, whole=whole)
+    return step * max(1, math.ceil(value / step - 1e-9))
 
 
 def stacked_by_day(
@@ -60,6 +63,7 @@ def stacked_by_day(
 ) -> Chart:
     """One column per day, stacked by series (tiers); hover titles carry the exact numbers."""
     totals = [sum(values.get(s, 0) for s in series) for _, values in days]
+    step = nice_step(max(totals, default=0))
     top = nice_ceiling(max(totals, default=0))
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
@@ -81,9 +85,9 @@ def stacked_by_day(
             rects.append(
                 Rect(round(x, 1), round(base, 1), round(bar_w, 1), round(h, 1), index, title)
             )
-        if i % every == 0 or i == len(days) - 1:
+        if i % every == 0:
             x_labels.append(Label(round(x + bar_w / 2, 1), HEIGHT - 14, day.strftime("%b %d")))
-    ticks = [top * f for f in (0, 0.25, 0.5, 0.75, 1)]
+    ticks = [step * n for n in range(round(top / step) + 1)]
     y_ticks = tuple(
         Label(LEFT - 6, round(TOP + plot_h - plot_h * t / top + 4, 1), _tick(t)) for t in ticks
     )
@@ -104,8 +108,10 @@ def stacked_by_day(
 
 def paired_bars(rows: Sequence[tuple[str, float, float]], unit: str) -> Chart:
     """Horizontal pairs per row (e.g. engine → median, p95)."""
-    top = nice_ceiling(max((max(a, b) for _, a, b in rows), default=0))
-    left = 140
+    longest = max((max(a, b) for _, a, b in rows), default=0)
+    step = nice_step(longest, whole=False)
+    top = nice_ceiling(longest, whole=False)
+    left = 120
     row_h = 44
     height = TOP + BOTTOM + row_h * max(1, len(rows))
     plot_w = WIDTH - left - RIGHT
@@ -118,7 +124,7 @@ def paired_bars(rows: Sequence[tuple[str, float, float]], unit: str) -> Chart:
             title = f"{name} · {what}: {value:.2f} {unit}"
             rects.append(Rect(left, y + 4 + j * 17, round(max(w, 1.0), 1), 14, j, title))
         labels.append(Label(left - 8, y + 22, name))
-    ticks = [top * f for f in (0, 0.25, 0.5, 0.75, 1)]
+    ticks = [step * n for n in range(round(top / step) + 1)]
     x_ticks = tuple(
         Label(round(left + plot_w * t / top, 1), height - 14, _tick(t) + f" {unit}") for t in ticks
     )

@@ -201,6 +201,7 @@
       const res = await api("/api/sora-2/generate", { method: "POST", body });
       text($("gen-hint"), "");
       watch(res.taskId, body.prompt);
+      if (window.matchMedia("(max-width: 900px)").matches) $("viewer").scrollIntoView({ block: "start" });
       refreshAccount().catch(() => {});
       loadHistory(true).catch(() => {});
     } catch (err) {
