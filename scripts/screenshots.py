@@ -3,7 +3,8 @@
 Runs a real `reel serve` on a loopback port with a fresh data dir, fills it with two weeks of
 history plus a few real sandbox renders, and photographs the pages with Debian's Chromium.
 
-    python scripts/screenshots.py            # needs: pip install -e '.[test]'; apt-get install chromium
+    pip install -e '.[test]' && apt-get install -y chromium   # once
+    python scripts/screenshots.py
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page  # noqa: E402
+from tests.e2e.browser import chromium, unavailable_reason  # noqa: E402
+from tests.e2e.server import ReelServer  # noqa: E402
+from tests.service.helpers import seed_history  # noqa: E402
 
 from reel.api.app import prepare_database  # noqa: E402
 from reel.config import Settings  # noqa: E402
 from reel.service import admin  # noqa: E402
 from reel.service.context import build_services  # noqa: E402
-from tests.e2e.browser import chromium, unavailable_reason  # noqa: E402
-from tests.e2e.server import ReelServer  # noqa: E402
-from tests.service.helpers import seed_history  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 TOKEN = "screenshot-admin-token-0123456789"
@@ -67,13 +68,13 @@ def shoot(page: Page, name: str, size: str) -> None:
     page.wait_for_timeout(400)
     path = OUT / f"{name}-{size}.png"
     page.screenshot(path=str(path), full_page=True)
-    print("wrote", path.relative_to(ROOT))
+    sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
 
 
 def main() -> int:
     reason = unavailable_reason()
     if reason:
-        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        sys.stderr.write(f"cannot take screenshots: {reason}\n")
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reel-shots-") as tmp:
@@ -93,7 +94,7 @@ def main() -> int:
             page.click("#key-use")
             page.wait_for_selector("#account:not([hidden])")
             generate(page, "A paper boat drifting down a rainy street, soft morning light")
-            generate(page, "A red fox trotting through fresh snow, golden hour", tier="sora2-pro-standard")
+            generate(page, "A red fox trotting through fresh snow", tier="sora2-pro-standard")
             page.fill("#prompt", "A lighthouse in a storm, waves crashing against the rocks")
             page.evaluate("document.activeElement.blur()")
             task_id = page.text_content("#v-id") or ""
@@ -122,7 +123,8 @@ def main() -> int:
                 for size, (w, h) in SIZES.items():
                     admin_page.set_viewport_size({"width": w, "height": h})
                     shoot(admin_page, name, size)
-            admin_page.set_viewport_size(dict(zip(("width", "height"), SIZES["desktop"], strict=True)))
+            width, height = SIZES["desktop"]
+            admin_page.set_viewport_size({"width": width, "height": height})
             admin_page.goto(f"{server.url}/admin/keys")
             admin_page.click("a:text('acme-studio')")
             for size, (w, h) in SIZES.items():
