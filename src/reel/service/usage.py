@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 from reel.db.models import LedgerEntry, Task
@@ -102,7 +102,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def _day_number(column: object) -> object:
-    return cast(column, Integer) // DAY_SECONDS
+    return cast(column, BigInteger) // DAY_SECONDS
 
 
 def _to_date(day_number: int) -> date:

@@ -130,6 +130,20 @@ def test_state_changes_need_csrf_and_same_origin(
     assert admin_client.get("/api/sora-2/account", headers=auth(issued.key)).status_code == 401
 
 
+def test_origin_of_the_public_url_is_accepted(admin_services: Services) -> None:
+    behind_proxy = with_settings(admin_services, public_url="https://reel.example.com")
+    app = create_app(behind_proxy.settings, services=behind_proxy)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        issued = make_key(behind_proxy, name="x")
+        csrf = csrf_of(sign_in(c).get(f"/admin/keys/{issued.id}").text)
+        url = f"/admin/keys/{issued.id}/credits"
+        form = {"csrf": csrf, "credits": "1"}
+        other = {"Origin": "https://elsewhere.example.com"}
+        assert c.post(url, data=form, headers=other).status_code == 403
+        proxied = {"Origin": "https://reel.example.com"}
+        assert c.post(url, data=form, headers=proxied, follow_redirects=False).status_code == 303
+
+
 def test_logout_needs_csrf_and_clears_the_cookie(admin_client: TestClient) -> None:
     csrf = csrf_of(admin_client.get("/admin").text)
     assert admin_client.post("/admin/logout", data={}).status_code == 403

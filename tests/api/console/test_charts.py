@@ -11,7 +11,16 @@ from reel.api.console.charts import nice_ceiling, nice_step, paired_bars, stacke
 
 @pytest.mark.parametrize(
     ("value", "step", "top"),
-    [(0, 1, 1), (1, 1, 1), (5, 2, 6), (7, 2, 8), (10, 5, 10), (37, 10, 40), (2008, 1000, 3000), (1900, 500, 2000)],
+    [
+        (0, 1, 1),
+        (1, 1, 1),
+        (5, 2, 6),
+        (7, 2, 8),
+        (10, 5, 10),
+        (37, 10, 40),
+        (2008, 1000, 3000),
+        (1900, 500, 2000),
+    ],
 )
 def test_nice_steps_for_counts(value: int, step: float, top: float) -> None:
     assert nice_step(value) == step and nice_ceiling(value) == top

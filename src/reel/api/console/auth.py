@@ -56,24 +56,26 @@ def admin_session(request: Request, services: ServicesDep) -> AdminSession:
 AdminDep = Annotated[AdminSession, Depends(admin_session)]
 
 
-def same_origin(request: Request) -> bool:
-    """Browsers say where a request comes from; anything cross-site is refused."""
+def same_origin(request: Request, public_url: str | None) -> bool:
+    """Browsers say where a request comes from; anything cross-site is refused. The origin
+    must be this request's host, or ``REEL_PUBLIC_URL``'s (behind a proxy that rewrites Host)."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    allowed = {request.headers.get("host", "")}
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc)
+    return urlsplit(origin).netloc in allowed
 
 
-async def checked_form(request: Request, session: AdminDep) -> FormData:
+async def checked_form(request: Request, session: AdminDep, services: ServicesDep) -> FormData:
     form = await request.form()
     token = form.get("csrf")
-    if not same_origin(request) or not csrf_valid(
-        session, token if isinstance(token, str) else None
-    ):
+    presented = token if isinstance(token, str) else None
+    if not same_origin(request, services.settings.public_url) or not csrf_valid(session, presented):
         raise CsrfRejected()
     return form
 
