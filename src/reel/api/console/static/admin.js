@@ -16,25 +16,11 @@
 
   // Copy buttons: data-copy="element id".
   for (const button of document.querySelectorAll("[data-copy]")) {
-    button.addEventListener("click", async () => {
-      const id = button.dataset.copy;
-      const source = $(id);
-      const status = document.querySelector(`[data-copied="${id}"]`);
-      try {
-        await navigator.clipboard.writeText(source.textContent);
-        if (status) status.textContent = "Copied.";
-      } catch (_) {
-        window.getSelection().selectAllChildren(source);
-        if (status) status.textContent = "Selected: press Ctrl+C to copy.";
-      }
+    const id = button.dataset.copy;
+    button.addEventListener("click", () => {
+      window.ReelUI.copyText($(id), document.querySelector(`[data-copied="${id}"]`));
     });
   }
-
-  // Thumbnails whose file is missing collapse instead of showing a broken image.
-  document.addEventListener("error", (event) => {
-    const el = event.target;
-    if (el instanceof HTMLImageElement && el.classList.contains("thumb")) el.classList.add("missing");
-  }, true);
 
   // ---------- live tables ----------
   const cell = (row, value, cls) => {

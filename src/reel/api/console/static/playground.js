@@ -13,14 +13,7 @@
   // ---------- small helpers ----------
   const show = (el, on) => { el.hidden = !on; };
   const text = (el, value) => { el.textContent = value == null ? "" : String(value); };
-  const httpUrl = (value) => {
-    try {
-      const url = new URL(value, window.location.href);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (_) {
-      return null;
-    }
-  };
+  const httpUrl = window.ReelUI.httpUrl;
   const fmtSeconds = (s) => (s < 60 ? `${s.toFixed(0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
   const radio = (name) => document.querySelector(`input[name="${name}"]:checked`).value;
 
@@ -428,18 +421,7 @@
     $("v-cancel").addEventListener("click", cancel);
     $("hist-refresh").addEventListener("click", () => loadHistory(true));
     $("hist-more").addEventListener("click", () => loadHistory(false));
-    $("curl-copy").addEventListener("click", async () => {
-      try {
-        await navigator.clipboard.writeText($("curl").textContent);
-        text($("curl-copied"), "Copied.");
-      } catch (_) {
-        window.getSelection().selectAllChildren($("curl"));
-        text($("curl-copied"), "Selected: press Ctrl+C to copy.");
-      }
-    });
-    document.addEventListener("error", (e) => {
-      if (e.target instanceof HTMLImageElement && e.target.classList.contains("thumb")) e.target.classList.add("missing");
-    }, true);
+    $("curl-copy").addEventListener("click", () => window.ReelUI.copyText($("curl"), $("curl-copied")));
     show($("image-fields"), radio("mode") === "imageToVideo");
     updatePrice();
     loadPricing();
