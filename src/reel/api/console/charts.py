@@ -114,7 +114,7 @@ def paired_bars(rows: Sequence[tuple[str, float, float]], unit: str) -> Chart:
     left = 120
     row_h = 44
     height = TOP + BOTTOM + row_h * max(1, len(rows))
-    plot_w = WIDTH - left - RIGHT
+    plot_w = WIDTH - left - RIGHT - 20  # room for the last tick's label
     rects: list[Rect] = []
     labels: list[Label] = []
     for i, (name, first, second) in enumerate(rows):
