@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     sandbox_fail_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_fps: int = Field(default=24, ge=8, le=60)
 
+    # --- web console -----------------------------------------------------------------
+    #: Serve the playground page at ``/`` (it only talks to the public API).
+    console: bool = True
+    #: Enables ``/admin``; exchanged at its sign-in form for a session cookie. Off when unset.
+    admin_token: SecretStr | None = None
+    #: Lifetime of an admin session cookie, in seconds.
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60)
+    #: Failed admin sign-ins allowed per client address (``limits`` notation).
+    admin_login_rate: str = "10/minute"
+
     # --- processes --------------------------------------------------------------------
     workers: int = Field(default=1, ge=0)
     log_level: str = "info"

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel import __version__
-from reel.api import errors
+from reel.api import console, errors
 from reel.api.routes import health, media, seed
 from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 from reel.config import Settings
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(seed.router)
     app.include_router(media.router)
     app.include_router(health.router)
+    console.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -142,7 +143,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path, ops in schema.get("paths", {}).items():
         for op in ops.values():
             if path.startswith("/api/"):
-                op["security"] = [{"bearer": []}]
+                op.setdefault("security", [{"bearer": []}])
             responses = op.setdefault("responses", {})
             # Validation failures answer 400 in the contract's shape, never FastAPI's 422.
             if responses.pop("422", None) is not None:

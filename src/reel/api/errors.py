@@ -29,6 +29,7 @@ STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.TaskIdRequired: 400,
     e.TaskNotFound: 404,
     e.TaskNotCancelable: 409,
+    e.TaskNotRetryable: 409,
     e.NotFound: 404,
     e.Expired: 410,
     e.GenerationFailed: 500,

@@ -112,6 +112,12 @@ class TaskNotCancelable(ReelError):
     code = "TASK_NOT_CANCELABLE"
 
 
+class TaskNotRetryable(ReelError):
+    """Only a failed task can be retried, once at a time, for a live key"""
+
+    code = "TASK_NOT_RETRYABLE"
+
+
 class ServiceBusy(ReelError):
     """The service is busy; retry shortly"""
 

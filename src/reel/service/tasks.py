@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -17,10 +19,12 @@ from reel.service.context import Services
 from reel.service.errors import (
     ActiveTaskLimit,
     ImageFetchFailed,
+    ImageRequired,
     InsufficientCredits,
     TaskNotCancelable,
     TaskNotFound,
 )
+from reel.storage import StorageError
 from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
@@ -39,6 +43,8 @@ class NewTask:
     surface: str = "seed"
     #: Credits to charge; default: the tier × duration price.
     credits: int | None = None
+    #: An already-stored start image to copy instead of fetching ``image_urls`` (a retry).
+    source_image_key: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -58,7 +64,11 @@ def create(services: Services, key: ApiKey, cmd: NewTask) -> Task:
     task_id = new_task_id()
     with services.db.read() as session:
         _check_can_start(session, key.id, cost, services.settings.max_active_tasks_per_key)
-    image_key = _store_start_image(services, task_id, cmd) if cmd.image_urls else None
+    image_key = None
+    if cmd.image_urls:
+        image_key = _store_start_image(services, task_id, cmd)
+    elif cmd.source_image_key:
+        image_key = _copy_start_image(services, task_id, cmd.source_image_key)
     width, height = pricing.frame_size(cmd.tier, cmd.aspect)
     model = services.catalog.tiers[cmd.tier]
     try:
@@ -138,6 +148,18 @@ def _store_start_image(services: Services, task_id: str, cmd: NewTask) -> str:
         raise ImageFetchFailed(f"imageUrls[0]: {exc.message}", param="imageUrls") from exc
     key = f"inputs/{task_id}.png"
     services.storage.put_bytes(key, image.png)
+    return key
+
+
+def _copy_start_image(services: Services, task_id: str, source_key: str) -> str:
+    key = f"inputs/{task_id}.png"
+    with tempfile.TemporaryDirectory(prefix="reel-image-") as tmp:
+        local = Path(tmp) / "start.png"
+        try:
+            services.storage.get_to(source_key, local)
+            services.storage.put_file(key, local)
+        except StorageError as exc:
+            raise ImageRequired("The start image of the original task is no longer stored") from exc
     return key
 
 

@@ -15,17 +15,20 @@ from reel.api.schemas.seed import (
     ErrorBody,
     GenerateRequest,
     GenerateResponse,
+    PricingResponse,
     RateLimitState,
     StatusResponse,
     TaskPage,
+    TierPrice,
     parse_generate,
     parse_task_id,
 )
 from reel.db.models import Task
-from reel.service import tasks
+from reel.service import pricing, tasks
 from reel.service.context import Services
 from reel.service.ratelimit import Bucket
-from reel.types import TaskStatus
+from reel.storage.naming import preview_keys
+from reel.types import Aspect, Mode, TaskStatus, Tier
 
 router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
 
@@ -59,10 +62,21 @@ def base_url(request: Request, services: Services) -> str:
     return services.settings.public_url or str(request.base_url)
 
 
+def _retry_of(task: Task) -> str | None:
+    origin = (task.extra or {}).get("retryOf")
+    return origin if isinstance(origin, str) else None
+
+
 def present(
-    task: Task, *, services: Services, request: Request, queue_position: int | None = None
+    task: Task,
+    *,
+    services: Services,
+    request: Request,
+    queue_position: int | None = None,
+    with_prompt: bool = False,
 ) -> StatusResponse:
     common = {
+        "prompt": task.prompt if with_prompt else None,
         "taskId": task.id,
         "engine": task.engine,
         "modelTier": task.tier,
@@ -71,16 +85,19 @@ def present(
         "videoDuration": str(task.duration_s),
         "createdAt": _iso(task.created_at),
         "completedAt": _iso(task.finished_at),
+        "retryOf": _retry_of(task),
     }
     status = TaskStatus(task.status)
     if status is TaskStatus.COMPLETED and task.video_key:
         ttl = services.settings.media_url_ttl
+        base = base_url(request, services)
         return StatusResponse(
             success=True,
             status="completed",
             message="Video generation completed",
-            videoUrl=services.storage.url(
-                task.video_key, base_url=base_url(request, services), expires_in=ttl
+            videoUrl=services.storage.url(task.video_key, base_url=base, expires_in=ttl),
+            thumbnailUrl=services.storage.url(
+                preview_keys(task.video_key)[0], base_url=base, expires_in=ttl
             ),
             generationTime=round((task.finished_at or task.created_at) - task.created_at),
             creditsUsed=task.credits,
@@ -180,6 +197,7 @@ def list_tasks(
                 services=services,
                 request=request,
                 queue_position=tasks.queue_position(session, t),
+                with_prompt=True,
             )
             for t in page
         ]
@@ -224,4 +242,34 @@ def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> Accou
             **{s.value: counts.get(s, 0) for s in TaskStatus},
             "creditsSpent": int(spent or 0),
         },
+    )
+
+
+@router.get(
+    "/pricing",
+    response_model=PricingResponse,
+    responses=_errors(500),
+    openapi_extra={"security": []},
+    summary="Credits per tier and duration, and what each tier delivers (extension; no key)",
+)
+def pricing_table(services: ServicesDep) -> PricingResponse:
+    tiers = []
+    for tier in Tier:
+        engine = services.catalog.model_for(tier).engine
+        sizes = {a.value: "{}x{}".format(*pricing.frame_size(tier, a)) for a in Aspect}
+        tiers.append(
+            TierPrice(
+                modelTier=tier.value,
+                credits={str(d): pricing.price(tier, d) for d in pricing.DURATIONS},
+                sizes=sizes,
+                engine=engine,
+                sandbox=engine == "sandbox",
+            )
+        )
+    return PricingResponse(
+        modes=[m.value for m in Mode],
+        aspectRatios=[a.value for a in Aspect],
+        durations=[str(d) for d in pricing.DURATIONS],
+        defaultDuration=str(pricing.DEFAULT_DURATION),
+        tiers=tiers,
     )

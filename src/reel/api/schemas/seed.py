@@ -97,6 +97,9 @@ class StatusResponse(BaseModel):
     progressPercent: float | None = None
     queuePosition: int | None = None
     videoUrl: str | None = None
+    thumbnailUrl: str | None = Field(
+        default=None, description="WebP still of a completed video (extension)."
+    )
     generationTime: int | None = Field(default=None, description="Seconds from accepted to done.")
     creditsUsed: int | None = None
     error: str | None = None
@@ -111,6 +114,12 @@ class StatusResponse(BaseModel):
     createdAt: str
     completedAt: str | None = None
     expiresAt: str | None = None
+    prompt: str | None = Field(
+        default=None, description="The task's prompt; in `/tasks` listings only (extension)."
+    )
+    retryOf: str | None = Field(
+        default=None, description="The failed task an operator retried as this one (extension)."
+    )
 
 
 class TaskPage(BaseModel):
@@ -118,6 +127,26 @@ class TaskPage(BaseModel):
     data: list[StatusResponse]
     hasMore: bool
     nextCursor: str | None
+
+
+class TierPrice(BaseModel):
+    modelTier: str
+    #: Credits per duration in seconds (``"10"``, ``"15"``).
+    credits: dict[str, int]
+    #: Output size per aspect ratio, ``"WIDTHxHEIGHT"``.
+    sizes: dict[str, str]
+    engine: str
+    sandbox: bool = Field(description="Served by the sandbox engine: a stand-in, not a model.")
+
+
+class PricingResponse(BaseModel):
+    success: Literal[True] = True
+    unit: Literal["credits"] = "credits"
+    modes: list[str]
+    aspectRatios: list[str]
+    durations: list[str]
+    defaultDuration: str
+    tiers: list[TierPrice]
 
 
 class RateLimitState(BaseModel):

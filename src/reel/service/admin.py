@@ -1,0 +1,231 @@
+"""Operator use cases: find and inspect tasks, cancel or retry them, manage keys and credits.
+
+A retry never reopens a finished task: it is a new task, with a new charge to the same key,
+that records the original's id in ``extra["retryOf"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from reel.db.models import ApiKey, LedgerEntry, Task
+from reel.service import keys, ledger, tasks
+from reel.service.context import Services
+from reel.service.errors import InvalidParameter, TaskNotFound, TaskNotRetryable
+from reel.types import Aspect, Mode, TaskStatus, Tier
+
+RETRY_OF = "retryOf"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    status: TaskStatus | None = None
+    key_id: str | None = None
+    #: The engine that ran it, or, before that is known, the engine its model is served by.
+    engine: str | None = None
+    #: Created at or after (epoch seconds).
+    since: float | None = None
+    #: Created before (epoch seconds).
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    task: Task
+    key_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    rows: list[TaskRow]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    task: Task
+    key: ApiKey
+    ledger: list[LedgerEntry]
+    retry_of: str | None
+    retries: list[Task]
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.task.status in tasks.ACTIVE
+
+    @property
+    def can_retry(self) -> bool:
+        return retry_refusal(self) is None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    key: ApiKey
+    tasks: int
+    active: int
+    last_task_at: float | None
+
+
+def find_tasks(
+    services: Services, session: Session, flt: TaskFilter, *, limit: int = 50, offset: int = 0
+) -> TaskPage:
+    """Tasks matching ``flt``, newest first."""
+    query = select(Task, ApiKey.name).join(ApiKey, ApiKey.id == Task.key_id)
+    conditions = []
+    if flt.status is not None:
+        conditions.append(Task.status == flt.status)
+    if flt.key_id:
+        conditions.append(Task.key_id == flt.key_id)
+    if flt.engine:
+        served = [m.name for m in services.catalog.models.values() if m.engine == flt.engine]
+        conditions.append(
+            (Task.engine == flt.engine) | (Task.engine.is_(None) & Task.model.in_(served))
+        )
+    if flt.since is not None:
+        conditions.append(Task.created_at >= flt.since)
+    if flt.until is not None:
+        conditions.append(Task.created_at < flt.until)
+    total = session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
+    rows = session.execute(
+        query.where(*conditions)
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return TaskPage([TaskRow(t, name) for t, name in rows], total, offset, limit)
+
+
+def engines(services: Services, session: Session) -> list[str]:
+    """Engine names to filter by: those configured and those that ran a task."""
+    used = session.scalars(select(Task.engine).where(Task.engine.is_not(None)).distinct())
+    return sorted(services.catalog.engines | {e for e in used if e})
+
+
+def task_detail(session: Session, task_id: str) -> TaskDetail:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise TaskNotFound()
+    key = keys.get(session, task.key_id)
+    entries = list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.task_id == task.id).order_by(LedgerEntry.id)
+        )
+    )
+    origin = (task.extra or {}).get(RETRY_OF)
+    return TaskDetail(
+        task=task,
+        key=key,
+        ledger=entries,
+        retry_of=origin if isinstance(origin, str) else None,
+        retries=_retries(session, task),
+    )
+
+
+def _retries(session: Session, task: Task) -> list[Task]:
+    return list(
+        session.scalars(
+            select(Task)
+            .where(
+                Task.key_id == task.key_id,
+                Task.created_at >= task.created_at,
+                Task.extra[RETRY_OF].as_string() == task.id,
+            )
+            .order_by(Task.created_at)
+        )
+    )
+
+
+def retry_refusal(detail: TaskDetail) -> str | None:
+    """Why ``detail.task`` cannot be retried now, or ``None`` when it can."""
+    if detail.task.status != TaskStatus.FAILED:
+        return "only a failed task can be retried"
+    if detail.key.revoked_at is not None:
+        return "its API key is revoked"
+    for retry in detail.retries:
+        if retry.status != TaskStatus.FAILED and retry.status != TaskStatus.CANCELED:
+            return f"it was already retried as {retry.id}"
+    return None
+
+
+def retry(services: Services, task_id: str) -> Task:
+    """A new task with the original's request and price, charged to the same key."""
+    with services.db.read() as session:
+        detail = task_detail(session, task_id)
+    refusal = retry_refusal(detail)
+    if refusal is not None:
+        raise TaskNotRetryable(f"Cannot retry {task_id}: {refusal}")
+    old = detail.task
+    cmd = tasks.NewTask(
+        prompt=old.prompt,
+        mode=Mode(old.mode),
+        tier=Tier(old.tier),
+        aspect=Aspect(old.aspect),
+        duration_s=old.duration_s,
+        surface=old.surface,
+        credits=old.credits,
+        source_image_key=old.image_key,
+        extra={RETRY_OF: old.id},
+    )
+    return tasks.create(services, detail.key, cmd)
+
+
+def cancel(services: Services, task_id: str) -> Task:
+    """Cancel any key's task, as its owner could (queued: now; running: at the next step)."""
+    with services.db.read() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound()
+        key = keys.get(session, task.key_id)
+    return tasks.cancel(services, key, task_id)
+
+
+# --- keys --------------------------------------------------------------------------------
+def key_rows(session: Session) -> list[KeyRow]:
+    """Every key with its task counts; live keys first, newest first."""
+    stats = {
+        key_id: (int(total), int(active or 0), last)
+        for key_id, total, active, last in session.execute(
+            select(
+                Task.key_id,
+                func.count(),
+                func.sum(case((Task.status.in_(tasks.ACTIVE), 1), else_=0)),
+                func.max(Task.created_at),
+            ).group_by(Task.key_id)
+        )
+    }
+    rows = [KeyRow(k, *stats.get(k.id, (0, 0, None))) for k in keys.list_keys(session)]
+    return sorted(rows, key=lambda r: (r.key.revoked_at is not None, -r.key.created_at))
+
+
+def issue_key(services: Services, *, name: str, credits: int) -> keys.IssuedKey:
+    with services.db.write() as session:
+        return keys.issue(session, name=name, credits=credits)
+
+
+def top_up(services: Services, key_id: str, credits: int, *, note: str | None = None) -> int:
+    """Grant credits; returns the new balance."""
+    if note is not None and len(note) > 200:
+        raise InvalidParameter("note must be at most 200 characters", param="note")
+    with services.db.write() as session:
+        key = keys.get(session, key_id)
+        if key.revoked_at is not None:
+            raise InvalidParameter("this key is revoked", param="key")
+        return ledger.grant(session, key_id, credits, note=note or "top-up").balance_after
+
+
+def revoke_key(services: Services, key_id: str) -> ApiKey:
+    with services.db.write() as session:
+        return keys.revoke(session, key_id)
+
+
+def key_ledger(session: Session, key_id: str, *, limit: int = 100) -> list[LedgerEntry]:
+    return ledger.history(session, key_id, limit=limit)

@@ -1,0 +1,117 @@
+"""Workers and models as an operator sees them: who is alive, what each serves, queue depth.
+
+A worker advertises itself in the ``workers`` table and refreshes ``last_seen`` while idle; while
+it runs a task, the task's lease (renewed by heartbeats) is its sign of life. So a worker is
+alive when it was seen recently or holds an unexpired lease.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reel.db.models import Task, Worker
+from reel.service.catalog import Catalog
+from reel.service.clock import now
+from reel.types import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    id: str
+    host: str
+    pid: int
+    models: tuple[str, ...]
+    current_task: str | None
+    task_started_at: float | None
+    started_at: float
+    last_seen: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A models-file entry with its queue: tasks waiting, running, and live workers serving it."""
+
+    name: str
+    engine: str
+    concurrency: int
+    tiers: tuple[str, ...]
+    queued: int
+    running: int
+    workers: int
+    oldest_queued_at: float | None
+
+
+def workers(session: Session, *, stale_after: float, at: float | None = None) -> list[WorkerView]:
+    """Every advertised worker, alive ones first; ``stale_after`` seconds without a sign of life
+    marks one dead (its row stays until it exits cleanly or an operator clears it)."""
+    t = now() if at is None else at
+    leases = dict(
+        session.execute(
+            select(Task.worker_id, func.max(Task.lease_until))
+            .where(Task.status == TaskStatus.RUNNING, Task.worker_id.is_not(None))
+            .group_by(Task.worker_id)
+        ).all()
+    )
+    views = []
+    for row in session.scalars(select(Worker).order_by(Worker.started_at)):
+        lease = leases.get(row.id)
+        alive = row.last_seen >= t - stale_after or (lease is not None and lease >= t)
+        views.append(
+            WorkerView(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                models=tuple(row.models or ()),
+                current_task=row.current_task,
+                task_started_at=row.task_started_at,
+                started_at=row.started_at,
+                last_seen=row.last_seen,
+                alive=alive,
+            )
+        )
+    return sorted(views, key=lambda w: (not w.alive, w.started_at))
+
+
+def models(session: Session, catalog: Catalog, live: list[WorkerView]) -> list[ModelView]:
+    """Each model of the catalog (plus any that still has tasks) with its queue depth."""
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for model, status, count in session.execute(
+        select(Task.model, Task.status, func.count())
+        .where(Task.status.in_((TaskStatus.QUEUED, TaskStatus.RUNNING)))
+        .group_by(Task.model, Task.status)
+    ):
+        counts[model][status] = int(count)
+    oldest = dict(
+        session.execute(
+            select(Task.model, func.min(Task.created_at))
+            .where(Task.status == TaskStatus.QUEUED)
+            .group_by(Task.model)
+        ).all()
+    )
+    serving: dict[str, int] = defaultdict(int)
+    for w in live:
+        if w.alive:
+            for m in w.models:
+                serving[m] += 1
+    names = list(catalog.models) + sorted(set(counts) - set(catalog.models))
+    views = []
+    for name in names:
+        spec = catalog.models.get(name)
+        views.append(
+            ModelView(
+                name=name,
+                engine=spec.engine if spec else "(not in the models file)",
+                concurrency=spec.concurrency if spec else 0,
+                tiers=tuple(t.value for t, m in catalog.tiers.items() if m == name),
+                queued=counts[name].get(TaskStatus.QUEUED, 0),
+                running=counts[name].get(TaskStatus.RUNNING, 0),
+                workers=serving.get(name, 0),
+                oldest_queued_at=oldest.get(name),
+            )
+        )
+    return views
