@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel import __version__
 from reel.api import errors
-from reel.api.routes import health, media, seed
+from reel.api.routes import health, media, openai, seed
+from reel.api.schemas.openai import CreateVideoRequest, RemixVideoRequest
 from reel.api.schemas.seed import CheckStatusRequest, GenerateRequest
 from reel.config import Settings
 from reel.db.migrate import ensure_current, upgrade
@@ -24,10 +25,12 @@ from reel.service.ratelimit import RateLimiter
 log = logging.getLogger("reel.api")
 
 _DESCRIPTION = """\
-Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) on hardware its operator controls.
+Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) and OpenAI's Videos API
+(`/v1/videos`) on hardware its operator controls.
 
 Authenticate with `Authorization: Bearer <API key>` (create one with `reel keys create`).
-Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes.
+Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes
+on `/api/sora-2/*`, and OpenAI's `{"error": {"message", "type", "param", "code"}}` on `/v1/*`.
 """
 
 
@@ -118,6 +121,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(seed.router)
+    app.include_router(openai.router)
     app.include_router(media.router)
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -132,13 +136,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (GenerateRequest, CheckStatusRequest):
+    for model in (GenerateRequest, CheckStatusRequest, CreateVideoRequest, RemixVideoRequest):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, ops in schema.get("paths", {}).items():
-        if path.startswith("/api/"):
+        if path.startswith(("/api/", "/v1/")):
             for op in ops.values():
                 op["security"] = [{"bearer": []}]
     app.openapi_schema = schema

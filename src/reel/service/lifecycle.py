@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
-from reel.service import ledger
+from reel.service import ledger, webhooks
 from reel.service.clock import now
 from reel.types import Stage, TaskStatus
 
@@ -88,6 +88,8 @@ def complete(
             lease_until=None,
         )
     ).rowcount
+    if done:
+        webhooks.record_event(session, lease.task_id, TaskStatus.COMPLETED)
     return bool(done)
 
 
@@ -171,6 +173,7 @@ def _finish_refunded(
     if task_id is None:
         return None
     ledger.refund_task(session, task_id, note=code.lower())
+    webhooks.record_event(session, task_id, status)
     return status
 
 

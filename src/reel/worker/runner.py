@@ -22,15 +22,11 @@ from reel.service import lifecycle
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
+from reel.storage.keys import preview_keys
 from reel.types import Mode, Stage
 from reel.worker.progress import ProgressReporter
 
 log = logging.getLogger("reel.worker")
-
-
-def preview_keys(video_key: str) -> tuple[str, str]:
-    stem = video_key.rsplit(".", 1)[0]
-    return f"{stem}.thumb.webp", f"{stem}.sprite.jpg"
 
 
 class Runner:

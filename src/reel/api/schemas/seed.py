@@ -62,6 +62,11 @@ class GenerateRequest(BaseModel):
         default=None,
         description="Public http(s) image URLs for imageToVideo; the first is the start frame.",
     )
+    callBackUrl: str | None = Field(
+        default=None,
+        description="Extension: a public http(s) URL that receives this task's signed "
+        "video.completed / video.failed / video.canceled event (overrides the key's webhook).",
+    )
 
 
 class CheckStatusRequest(BaseModel):
