@@ -56,7 +56,9 @@ def webhook_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[Re
                     receiver.fail_first -= 1
                 status = receiver.fail_status if failing else 200
                 receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                    Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
+                    )
                 )
             answer = b'{"ok": false}' if failing else b'{"ok": true}'
             self.send_response(status)

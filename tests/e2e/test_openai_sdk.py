@@ -196,9 +196,7 @@ def test_error_classes(server: ReelServer, client: openai.OpenAI) -> None:
 def test_rate_limit_is_a_rate_limit_error(tmp_path: Path) -> None:
     with ReelServer(tmp_path / "data", workers=0, REEL_RATE_LIMIT_STATUS="2/minute") as srv:
         key = srv.create_key(credits=10)
-        with openai.OpenAI(
-            api_key=str(key["key"]), base_url=f"{srv.url}/v1", max_retries=0
-        ) as c:
+        with openai.OpenAI(api_key=str(key["key"]), base_url=f"{srv.url}/v1", max_retries=0) as c:
             c.videos.list()
             c.videos.list()
             with pytest.raises(openai.RateLimitError) as limited:

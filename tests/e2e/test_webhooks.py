@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -51,7 +52,9 @@ def wait_delivery(
     while time.monotonic() < deadline:
         with sqlite3.connect(server.data_dir / "reel.db") as db:
             db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM webhook_deliveries WHERE task_id = ?", (task_id,)).fetchone()
+            row = db.execute(
+                "SELECT * FROM webhook_deliveries WHERE task_id = ?", (task_id,)
+            ).fetchone()
         if row is not None and row["status"] == status:
             return dict(row)
         time.sleep(0.1)
@@ -115,7 +118,7 @@ def test_failing_receiver_is_retried_with_backoff_and_recorded(server: ReelServe
         verify(str(key["webhookSecret"]), r)
     gaps = [
         int(b.headers["webhook-timestamp"]) - int(a.headers["webhook-timestamp"])
-        for a, b in zip(requests, requests[1:], strict=False)
+        for a, b in itertools.pairwise(requests)
     ]
     assert sum(gaps) >= 1  # 0.3 + 0.6 + 1.2 s of backoff, in whole-second timestamps
     assert row["attempts"] == 4 and row["last_status_code"] == 200
@@ -153,9 +156,10 @@ def test_private_and_unlisted_targets_are_refused(server: ReelServer) -> None:
         assert receiver.received == []
     assert row["attempts"] == 1 and "refused" in str(row["last_error"])
     with sqlite3.connect(server.data_dir / "reel.db") as db:
-        assert db.execute("SELECT count(*) FROM tasks WHERE key_id = ?", (key["id"],)).fetchone()[
-            0
-        ] == 1  # the refused callBackUrl requests created nothing
+        assert (
+            db.execute("SELECT count(*) FROM tasks WHERE key_id = ?", (key["id"],)).fetchone()[0]
+            == 1
+        )  # the refused callBackUrl requests created nothing
 
 
 def test_secret_rotation(server: ReelServer) -> None:
