@@ -143,7 +143,7 @@ def test_content_before_completion_and_poll_header(
 ) -> None:
     vid = client.post(V1, json={"prompt": "y"}, headers=auth(api_key)).json()["id"]
     got = client.get(f"{V1}/{vid}", headers=auth(api_key))
-    assert got.headers["openai-poll-after-ms"] == "1000"
+    assert got.headers["openai-poll-after-ms"] == "2000"
     assert_openai_error(
         client.get(f"{V1}/{vid}/content", headers=auth(api_key)), 400, "video_not_ready"
     )

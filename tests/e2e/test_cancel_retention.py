@@ -120,6 +120,10 @@ def test_expired_videos_lose_their_files(tmp_path: Path) -> None:
         assert status["expiresAt"] is not None
         url = str(status["videoUrl"])
         assert httpx.get(url, timeout=30).status_code == 200
+        thumb = httpx.get(str(status["thumbnailUrl"]), timeout=30)
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+        sprite = httpx.get(str(status["spritesheetUrl"]), timeout=30)
+        assert sprite.status_code == 200 and sprite.headers["content-type"] == "image/jpeg"
         assert v1(srv, "GET", f"/videos/{vid}/content", api_key).status_code == 200
         files = list((srv.data_dir / "media" / "videos").glob("*"))
         assert len(files) == 6
@@ -129,6 +133,7 @@ def test_expired_videos_lose_their_files(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert not any(f.exists() for f in files)
         assert httpx.get(url, timeout=30).status_code == 404
+        assert httpx.get(str(status["thumbnailUrl"]), timeout=30).status_code == 404
         for variant in ("video", "thumbnail", "spritesheet"):
             expired = v1(srv, "GET", f"/videos/{vid}/content?variant={variant}", api_key)
             assert expired.status_code == 410

@@ -102,7 +102,8 @@ def event_payload(task: Task, event: str, event_id: str, created_at: float) -> d
         "object": "video",
         "status": "failed" if failed else "completed",
         "surface": task.surface,
-        "model": task.model,
+        # what the client asked for: the OpenAI model name, or the seed tier
+        "model": task.extra.get("openaiModel", task.tier) if task.extra else task.tier,
         "canceled": task.status == TaskStatus.CANCELED,
     }
     if failed:

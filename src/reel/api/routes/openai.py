@@ -44,7 +44,7 @@ from reel.types import FINAL_STATUSES, TaskStatus
 router = APIRouter(prefix="/v1", tags=["OpenAI Videos API"])
 
 #: How long the OpenAI SDK's poll helper waits between retrieves of an unfinished video.
-POLL_AFTER_MS = 1000
+POLL_AFTER_MS = 2000
 SURFACE = "openai"
 
 _TEXT = {

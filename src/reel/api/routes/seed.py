@@ -27,6 +27,7 @@ from reel.db.models import Task
 from reel.service import retention, tasks, webhooks
 from reel.service.context import Services
 from reel.service.ratelimit import Bucket
+from reel.storage.keys import preview_keys
 from reel.types import TaskStatus
 
 router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
@@ -78,13 +79,20 @@ def present(
     status = TaskStatus(task.status)
     if status is TaskStatus.COMPLETED and task.video_key:
         ttl = services.settings.media_url_ttl
+        base = base_url(request, services)
+        thumb, sprite = (
+            services.storage.url(k, base_url=base, expires_in=ttl)
+            if services.storage.exists(k)
+            else None
+            for k in preview_keys(task.video_key)
+        )
         return StatusResponse(
             success=True,
             status="completed",
             message="Video generation completed",
-            videoUrl=services.storage.url(
-                task.video_key, base_url=base_url(request, services), expires_in=ttl
-            ),
+            videoUrl=services.storage.url(task.video_key, base_url=base, expires_in=ttl),
+            thumbnailUrl=thumb,
+            spritesheetUrl=sprite,
             generationTime=round((task.finished_at or task.created_at) - task.created_at),
             creditsUsed=task.credits,
             progressPercent=100.0,

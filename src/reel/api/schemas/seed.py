@@ -102,6 +102,8 @@ class StatusResponse(BaseModel):
     progressPercent: float | None = None
     queuePosition: int | None = None
     videoUrl: str | None = None
+    thumbnailUrl: str | None = Field(default=None, description="Extension: WebP still.")
+    spritesheetUrl: str | None = Field(default=None, description="Extension: JPEG frame grid.")
     generationTime: int | None = Field(default=None, description="Seconds from accepted to done.")
     creditsUsed: int | None = None
     error: str | None = None
