@@ -133,11 +133,16 @@ def list_() -> None:
     """List keys with balances (secrets are never shown)."""
 
     def action(services: Services) -> Table:
-        table = Table("id", "name", "credits", "created", "revoked")
+        table = Table("id", "name", "credits", "created", "revoked", "webhook")
         with services.db.read() as session:
             for row in keys.list_keys(session):
                 table.add_row(
-                    row.id, row.name, str(row.balance), _when(row.created_at), _when(row.revoked_at)
+                    row.id,
+                    row.name,
+                    str(row.balance),
+                    _when(row.created_at),
+                    _when(row.revoked_at),
+                    row.webhook_url or "",
                 )
         return table
 

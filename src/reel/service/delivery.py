@@ -131,6 +131,9 @@ class DeliveryLoop:
             (WebhookDelivery.status == "delivering") & (WebhookDelivery.lease_until < t)
         )
         claimed: list[_Claimed] = []
+        with self.services.db.read() as session:  # idle passes take no write lock
+            if session.scalar(select(WebhookDelivery.id).where(due).limit(1)) is None:
+                return claimed
         with self.services.db.write() as session:
             query = (
                 select(WebhookDelivery.id)
