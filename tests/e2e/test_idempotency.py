@@ -47,12 +47,12 @@ def counts(server: ReelServer, key_id: object) -> tuple[int, int]:
 
 @pytest.fixture
 def slow_image() -> Iterator[str]:
-    """An image URL that takes 2 s to answer, so a create stays in flight that long."""
+    """An image URL that takes 4 s to answer, so a create stays in flight that long."""
     image = png_bytes(64, 48)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            time.sleep(2)
+            time.sleep(4)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
             self.send_header("Content-Length", str(len(image)))
@@ -136,7 +136,7 @@ def test_in_flight_is_409_and_concurrent_duplicates_make_one_task(
     statuses = sorted(a.status_code for a in answers)
     ok = [a for a in answers if a.status_code == 200]
     assert len(ok) >= 1 and set(statuses) <= {200, 409}, statuses
-    assert 409 in statuses  # the image fetch keeps the first one in flight for 2 s
+    assert 409 in statuses  # the image fetch keeps the first one in flight for 4 s
     conflict = next(a for a in answers if a.status_code == 409)
     assert conflict.json()["errorCode"] == "IDEMPOTENCY_REQUEST_IN_PROGRESS"
     assert {a.json()["taskId"] for a in ok} == {ok[0].json()["taskId"]}
