@@ -24,7 +24,7 @@ from reel.media.fetch import FetchPolicy, Resolver, check_url, post_bytes
 from reel.service import retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
-from reel.storage.keys import preview_keys
+from reel.storage.naming import preview_keys
 from reel.types import TaskStatus
 
 log = logging.getLogger("reel.webhooks")

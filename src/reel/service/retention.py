@@ -16,7 +16,7 @@ from reel.config import Settings
 from reel.db.models import IdempotencyRecord, Task
 from reel.service.clock import now
 from reel.service.context import Services
-from reel.storage.keys import input_image_key, preview_keys
+from reel.storage.naming import input_image_key, preview_keys
 from reel.types import FINAL_STATUSES, TaskStatus
 
 log = logging.getLogger("reel.retention")

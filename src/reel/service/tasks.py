@@ -23,7 +23,7 @@ from reel.service.errors import (
     TaskNotCancelable,
     TaskNotFound,
 )
-from reel.storage.keys import input_image_key
+from reel.storage.naming import input_image_key
 from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)

@@ -22,7 +22,7 @@ from reel.service import lifecycle
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
-from reel.storage.keys import preview_keys
+from reel.storage.naming import preview_keys
 from reel.types import Mode, Stage
 from reel.worker.progress import ProgressReporter
 

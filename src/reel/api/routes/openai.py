@@ -38,7 +38,7 @@ from reel.service.errors import (
     TaskNotFound,
     VideoNotReady,
 )
-from reel.storage.keys import preview_keys
+from reel.storage.naming import preview_keys
 from reel.types import FINAL_STATUSES, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI Videos API"])

@@ -27,7 +27,7 @@ from reel.db.models import Task
 from reel.service import retention, tasks, webhooks
 from reel.service.context import Services
 from reel.service.ratelimit import Bucket
-from reel.storage.keys import preview_keys
+from reel.storage.naming import preview_keys
 from reel.types import TaskStatus
 
 router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
