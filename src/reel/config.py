@@ -84,7 +84,26 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=0)
     log_level: str = "info"
 
-    @field_validator("image_fetch_allow_hosts", mode="before")
+    # --- integrations: webhooks, idempotency, retention ----------------------------------
+    #: Seconds a completed video's files are kept; then the sweep deletes them.
+    video_retention: float = Field(default=7 * 24 * 3600, gt=0)
+    #: How long an ``Idempotency-Key`` remembers its first response.
+    idempotency_ttl: float = Field(default=24 * 3600, gt=0)
+    #: Test-only: webhook hosts (any port) allowed despite non-public addresses. Off by default.
+    webhook_allow_hosts: CommaList = ()
+    #: Seconds one delivery attempt may take (connect, send, answer).
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    #: Attempts before a delivery is marked failed (the first try included).
+    webhook_max_attempts: int = Field(default=15, ge=1)
+    #: Delay before the first retry; each further retry waits twice as long, up to the cap.
+    webhook_backoff_base: float = Field(default=5.0, gt=0)
+    webhook_backoff_max: float = Field(default=3600.0, gt=0)
+    #: How often the delivery loop looks for due deliveries.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Deliveries sent at once by one API process; 0 turns the delivery loop off there.
+    webhook_concurrency: int = Field(default=4, ge=0)
+
+    @field_validator("image_fetch_allow_hosts", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):

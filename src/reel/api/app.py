@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel import __version__
 from reel.api import console, errors
-from reel.api.routes import health, media, seed
+from reel.api.routes import health, media, openai, seed
+from reel.api.schemas.openai import CreateVideoRequest, OpenAIError, RemixVideoRequest
 from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 from reel.config import Settings
 from reel.db.migrate import ensure_current, upgrade
@@ -24,10 +25,12 @@ from reel.service.ratelimit import RateLimiter
 log = logging.getLogger("reel.api")
 
 _DESCRIPTION = """\
-Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) on hardware its operator controls.
+Reel speaks the Sora 2 video API contract (`/api/sora-2/*`) and OpenAI's Videos API
+(`/v1/videos`) on hardware its operator controls.
 
 Authenticate with `Authorization: Bearer <API key>` (create one with `reel keys create`).
-Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes.
+Errors use `{"success": false, "error": "...", "errorCode": "..."}` with the contract's codes
+on `/api/sora-2/*`, and OpenAI's `{"error": {"message", "type", "param", "code"}}` on `/v1/*`.
 """
 
 
@@ -118,6 +121,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(seed.router)
+    app.include_router(openai.router)
     app.include_router(media.router)
     app.include_router(health.router)
     console.install(app, settings)
@@ -133,24 +137,33 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (GenerateRequest, CheckStatusRequest):
+    for model in (GenerateRequest, CheckStatusRequest, CreateVideoRequest, RemixVideoRequest):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    openai_error_ref = {"$ref": "#/components/schemas/OpenAIError"}
+    openai_error = OpenAIError.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(openai_error.pop("$defs", {}))
+    schemas.setdefault("OpenAIError", openai_error)
     for path, ops in schema.get("paths", {}).items():
+        openai_surface = path.startswith("/v1/")
+        ref = openai_error_ref if openai_surface else error_ref
         for op in ops.values():
-            if path.startswith("/api/"):
+            if path.startswith(("/api/", "/v1/")):
                 op.setdefault("security", [{"bearer": []}])
             responses = op.setdefault("responses", {})
-            # Validation failures answer 400 in the contract's shape, never FastAPI's 422.
-            if responses.pop("422", None) is not None:
+            # FastAPI's own validation 422 never happens: bad input answers 400 in the
+            # surface's error shape. Declared 422s (idempotency key reuse) stay.
+            validation = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if validation.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
                 responses.setdefault("400", {"description": "Invalid request"})
             for status, response in responses.items():
                 if status.startswith(("4", "5")) and not response.get("content"):
-                    response["content"] = {"application/json": {"schema": error_ref}}
+                    response["content"] = {"application/json": {"schema": ref}}
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     app.openapi_schema = schema

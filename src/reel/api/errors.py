@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,7 @@ from reel.db.session import DatabaseBusy
 from reel.service import errors as e
 
 log = logging.getLogger("reel.api")
+T = TypeVar("T")
 
 STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.LoginRequired: 401,
@@ -35,14 +36,56 @@ STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.GenerationFailed: 500,
     e.ServiceBusy: 503,
     e.InternalError: 500,
+    e.IdempotencyKeyReused: 422,
+    e.IdempotencyInProgress: 409,
+    e.VideoNotReady: 400,
+    e.MediaExpired: 410,
 }
 
+# --- the OpenAI-compatible surface (/v1/...) ----------------------------------------------------
 
-def status_for(exc: e.ReelError) -> int:
+#: Where /v1 answers with another status than the seed surface: OpenAI reports an empty balance
+#: as 429 ``insufficient_quota`` (and tells its SDK not to retry).
+OPENAI_STATUS: Final[Mapping[type[e.ReelError], int]] = {e.InsufficientCredits: 429}
+
+#: (error.type, error.code) on /v1; others are ("invalid_request_error" | "server_error", the
+#: lower-cased errorCode).
+OPENAI_ERRORS: Final[Mapping[type[e.ReelError], tuple[str, str]]] = {
+    e.LoginRequired: ("invalid_request_error", "invalid_api_key"),
+    e.RateLimited: ("requests", "rate_limit_exceeded"),
+    e.ActiveTaskLimit: ("requests", "active_task_limit_exceeded"),
+    e.InsufficientCredits: ("insufficient_quota", "insufficient_quota"),
+    e.TaskNotFound: ("invalid_request_error", "video_not_found"),
+    e.TaskNotCancelable: ("invalid_request_error", "video_not_cancelable"),
+    e.InvalidParameter: ("invalid_request_error", "invalid_value"),
+    e.PromptRequired: ("invalid_request_error", "missing_required_parameter"),
+    e.ImageFetchFailed: ("invalid_request_error", "invalid_image_url"),
+    e.MediaExpired: ("invalid_request_error", "video_expired"),
+}
+
+#: Errors the OpenAI SDK must not retry although their status says it may.
+_OPENAI_NO_RETRY: Final = (e.InsufficientCredits,)
+
+
+def _lookup(table: Mapping[type[e.ReelError], T], exc: e.ReelError) -> T | None:
     for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
-    return 500
+        if cls in table:
+            return table[cls]  # type: ignore[index]
+    return None
+
+
+def status_for(exc: e.ReelError, *, surface: str = "seed") -> int:
+    if surface == "openai":
+        override = _lookup(OPENAI_STATUS, exc)
+        if override is not None:
+            return override
+    return _lookup(STATUS, exc) or 500
+
+
+def surface_of(request: Request) -> str:
+    """Which API's error shape a request gets, by its path."""
+    path = request.url.path
+    return "openai" if path == "/v1" or path.startswith("/v1/") else "seed"
 
 
 def request_id(request: Request) -> str:
@@ -57,12 +100,38 @@ def seed_body(exc: e.ReelError, request: Request) -> dict[str, object]:
     return body
 
 
+def openai_body(exc: e.ReelError, request: Request, status: int) -> dict[str, object]:
+    kind, code = _lookup(OPENAI_ERRORS, exc) or (
+        "server_error" if status >= 500 else "invalid_request_error",
+        exc.code.lower(),
+    )
+    message = exc.message
+    if isinstance(exc, e.InternalError):
+        message = f"{message} (request {request_id(request)})"
+    param = exc.extra.get("param")
+    return {
+        "error": {
+            "message": message,
+            "type": kind,
+            "param": param if isinstance(param, str) else None,
+            "code": code,
+        }
+    }
+
+
 def render(request: Request, exc: e.ReelError) -> JSONResponse:
-    status = status_for(exc)
+    surface = surface_of(request)
+    status = status_for(exc, surface=surface)
     headers = dict(exc.headers)
     if isinstance(exc, e.ServiceBusy):
         headers.setdefault("Retry-After", "1")
-    return JSONResponse(seed_body(exc, request), status_code=status, headers=headers)
+    if surface == "openai":
+        if isinstance(exc, _OPENAI_NO_RETRY):
+            headers["x-should-retry"] = "false"
+        body = openai_body(exc, request, status)
+    else:
+        body = seed_body(exc, request)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

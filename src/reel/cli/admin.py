@@ -14,7 +14,7 @@ from rich.table import Table
 
 from reel.api.app import prepare_database
 from reel.config import Settings
-from reel.service import keys, ledger
+from reel.service import keys, ledger, webhooks
 from reel.service.context import Services, build_services
 from reel.service.errors import ReelError
 
@@ -63,7 +63,13 @@ def create(
     if as_json:
         typer.echo(
             json.dumps(
-                {"id": issued.id, "name": issued.name, "key": issued.key, "credits": issued.credits}
+                {
+                    "id": issued.id,
+                    "name": issued.name,
+                    "key": issued.key,
+                    "credits": issued.credits,
+                    "webhookSecret": issued.webhook_secret,
+                }
             )
         )
         return
@@ -72,6 +78,54 @@ def create(
     )
     console.print("Secret (shown once; store it now):")
     typer.echo(issued.key)
+    console.print("Webhook signing secret (shown once; verifies this key's webhook events):")
+    typer.echo(issued.webhook_secret)
+
+
+@keys_app.command("webhook")
+def webhook(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    url: Annotated[
+        str | None, typer.Argument(help="Public http(s) URL that receives the key's events.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop sending this key's events.")] = False,
+) -> None:
+    """Set (or with --clear remove) the URL that receives a key's webhook events."""
+    if (url is None) == (not clear):
+        console.print("[red]error:[/red] give a URL, or --clear")
+        raise typer.Exit(2)
+
+    def action(services: Services) -> None:
+        target = None if clear else webhooks.check_target(url, services.webhook_policy, param="url")
+        with services.db.write() as session:
+            webhooks.set_url(session, key_id, target)
+
+    _run(action)
+    console.print(f"{key_id}: webhook {'removed' if clear else f'set to {url}'}.")
+
+
+@keys_app.command("webhook-secret")
+def webhook_secret(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Replace the secret and print the new one.")
+    ] = False,
+) -> None:
+    """Rotate a key's webhook signing secret (secrets are only ever shown when made)."""
+    if not rotate:
+        console.print(
+            "[red]error:[/red] a secret is shown only once; pass --rotate for a new one "
+            "(the old one stops verifying at once)"
+        )
+        raise typer.Exit(2)
+
+    def action(services: Services) -> str:
+        with services.db.write() as session:
+            return webhooks.rotate_secret(session, key_id)
+
+    secret = _run(action)
+    console.print(f"{key_id}: new webhook signing secret (shown once):")
+    typer.echo(secret)
 
 
 @keys_app.command("list")
@@ -79,11 +133,16 @@ def list_() -> None:
     """List keys with balances (secrets are never shown)."""
 
     def action(services: Services) -> Table:
-        table = Table("id", "name", "credits", "created", "revoked")
+        table = Table("id", "name", "credits", "created", "revoked", "webhook")
         with services.db.read() as session:
             for row in keys.list_keys(session):
                 table.add_row(
-                    row.id, row.name, str(row.balance), _when(row.created_at), _when(row.revoked_at)
+                    row.id,
+                    row.name,
+                    str(row.balance),
+                    _when(row.created_at),
+                    _when(row.revoked_at),
+                    row.webhook_url or "",
                 )
         return table
 

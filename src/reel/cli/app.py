@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from reel import __version__
-from reel.cli import admin, generate, serve
+from reel.cli import admin, generate, serve, webhooks
 
 app = typer.Typer(
     name="reel",
@@ -19,6 +19,7 @@ app.command("worker")(serve.worker)
 app.command("migrate")(serve.migrate)
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.credits_app, name="credits")
+app.add_typer(webhooks.webhooks_app, name="webhooks")
 app.command("generate")(generate.generate)
 app.command("status")(generate.status)
 

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from reel.api.app import create_app, prepare_database
+from reel.api.app import Background, create_app, prepare_database
 from reel.config import Settings
 from reel.db.migrate import upgrade
 from reel.logs import configure_logging
 from reel.service.context import build_services
+from reel.service.delivery import DeliveryLoop
 from reel.worker.supervisor import Supervisor
 
 log = logging.getLogger("reel")
@@ -37,11 +38,14 @@ def serve(
     prepare_database(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
     supervisor = Supervisor(services, processes=count) if count else None
+    # Webhook deliveries run in this process, never in a generation worker.
+    deliveries = DeliveryLoop(services, base_url=f"http://{_url_host(host)}:{port}")
     # The supervisor runs with the app's lifespan: on SIGTERM uvicorn stops accepting, finishes
     # in-flight requests, then the workers drain, all before the process exits.
-    app = create_app(
-        settings, services=services, background=[supervisor] if supervisor is not None else []
-    )
+    background: list[Background] = [deliveries]
+    if supervisor is not None:
+        background.append(supervisor)
+    app = create_app(settings, services=services, background=background)
     config = uvicorn.Config(
         app,
         host=host,
@@ -55,6 +59,15 @@ def serve(
         uvicorn.Server(config).run()
     finally:
         services.close()
+
+
+def _url_host(host: str) -> str:
+    """How this process is reached from itself, for links when REEL_PUBLIC_URL is unset."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def worker(

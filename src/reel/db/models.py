@@ -33,6 +33,10 @@ class ApiKey(Base):
     balance: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Where this key's webhook events go (``reel keys webhook``); a task's callBackUrl wins.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    #: Standard Webhooks signing secret (``whsec_…``); kept to sign, shown to its owner once.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
 class Task(Base):
@@ -40,6 +44,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_claim", "status", "model", "priority", "created_at"),
         Index("ix_tasks_key_created", "key_id", "created_at"),
+        Index("ix_tasks_status_finished", "status", "finished_at"),
         CheckConstraint("credits >= 0", name="credits_non_negative"),
     )
 
@@ -82,6 +87,10 @@ class Task(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: Seconds the engine spent on the attempt that completed.
     generation_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Its owner deleted it (``DELETE /v1/videos/{id}``): hidden from both surfaces.
+    deleted_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Its stored files were removed (retention sweep or delete).
+    purged_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class LedgerEntry(Base):
@@ -117,3 +126,64 @@ class Worker(Base):
     task_started_at: Mapped[float | None] = mapped_column(Float, default=None)
     started_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
+
+
+class WebhookDelivery(Base):
+    """One event for one target URL: the outbox row and the record of every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("task_id", "event", name="one_per_task_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        CheckConstraint(
+            "status IN ('pending', 'delivering', 'succeeded', 'failed')", name="status_known"
+        ),
+    )
+
+    #: Also the ``webhook-id`` header and the event's ``id``: stable across retries.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"))
+    #: ``video.completed`` | ``video.failed`` | ``video.canceled``
+    event: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(String(2048))
+    #: The event body (JSON) as recorded with the task's final transition.
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    #: A sender's claim on a ``delivering`` row; an expired one is taken over.
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    last_attempt_at: Mapped[float | None] = mapped_column(Float, default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The start of the receiver's last answer.
+    last_response: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    delivered_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a create request sent with an ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        UniqueConstraint("key_id", "route", "idempotency_key", name="one_per_key_route"),
+        CheckConstraint("state IN ('in_flight', 'done')", name="state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    route: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 of the canonical request body.
+    body_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    #: Which request holds an ``in_flight`` row (its claim can be taken over when stale).
+    owner: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), default=None)
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    locked_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

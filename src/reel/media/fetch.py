@@ -1,44 +1,38 @@
-"""SSRF-safe fetching of user-supplied URLs.
+"""SSRF-safe HTTP requests to user-supplied URLs: downloads (GET) and webhook POSTs.
 
-Each hop is checked before anything connects: scheme, user info, port, the spelling of the
-host, and every address its name resolves to (resolved once, by us). The request then goes
-to the one address that was checked, with the real name in the ``Host`` header and in TLS
-SNI, so httpx never resolves the name again and DNS rebinding has nothing to rebind.
-Redirects are followed by hand and each ``Location`` goes through the same checks. The body
-is streamed against a byte cap, and one wall-clock deadline covers the whole fetch.
-
-Nothing here is image-specific; webhook targets and upstream result URLs can use it too.
+Each hop is vetted by :func:`reel.media.addresses.check_url` before anything connects. The
+request then goes to the one address that was checked, with the real name in the ``Host``
+header and in TLS SNI, so httpx never resolves the name again and DNS rebinding has nothing to
+rebind. Redirects are followed by hand (downloads only) and each ``Location`` goes through the
+same checks. The body is streamed against a byte cap, and one wall-clock deadline covers the
+whole exchange.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 import httpx
 
+from .addresses import Resolver, check_url, is_ip_literal, is_public_address, system_resolver
 from .errors import ImageFetchError
 
 __all__ = [
     "FetchPolicy",
+    "PostResult",
     "Resolver",
     "check_url",
     "fetch_bytes",
     "is_public_address",
+    "post_bytes",
     "system_resolver",
 ]
-
-Resolver = Callable[[str, int], list[str]]
-"""``(host, port) -> IP address strings``; the default asks ``socket.getaddrinfo``."""
-
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -52,202 +46,6 @@ class FetchPolicy:
     timeout: float = 15.0
     max_redirects: int = 3
     allowed_ports: frozenset[int] = frozenset({80, 443})
-
-
-# --- addresses -------------------------------------------------------------------------------
-
-_V4_BLOCKED: Final = tuple(
-    ipaddress.IPv4Network(net)
-    for net in (
-        "0.0.0.0/8",  # "this network", unspecified
-        "10.0.0.0/8",
-        "100.64.0.0/10",  # carrier-grade NAT
-        "127.0.0.0/8",
-        "169.254.0.0/16",  # link-local, cloud metadata
-        "172.16.0.0/12",
-        "192.0.0.0/24",  # IETF protocol assignments
-        "192.0.2.0/24",  # documentation
-        "192.88.99.0/24",  # 6to4 relay anycast
-        "192.168.0.0/16",
-        "198.18.0.0/15",  # benchmarking
-        "198.51.100.0/24",  # documentation
-        "203.0.113.0/24",  # documentation
-        "224.0.0.0/4",  # multicast
-        "240.0.0.0/4",  # reserved, broadcast
-    )
-)
-_V6_UNICAST: Final = ipaddress.IPv6Network("2000::/3")  # all globally routed unicast lives here
-_V6_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix; embeds an IPv4
-_V6_BLOCKED: Final = tuple(
-    ipaddress.IPv6Network(net)
-    for net in (
-        "2001::/23",  # IETF protocol assignments: Teredo, benchmarking, ORCHID, ...
-        "2001:db8::/32",  # documentation
-        "3fff::/20",  # documentation
-    )
-)
-
-
-def is_public_address(ip: str) -> bool:
-    """Whether ``ip`` is a globally routable unicast address it is safe to connect to.
-
-    Unparseable strings, scoped addresses and every special-purpose range are not public.
-    IPv6 forms that embed an IPv4 address are judged by the IPv4 they reach: IPv4-mapped
-    and IPv4-compatible are never public; 6to4 and NAT64 only when the embedded one is.
-    """
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv4Address):
-        return _v4_is_public(addr)
-    return _v6_is_public(addr)
-
-
-def _v4_is_public(addr: ipaddress.IPv4Address) -> bool:
-    return (
-        addr.is_global
-        and not addr.is_multicast
-        and not addr.is_reserved
-        and not any(addr in net for net in _V4_BLOCKED)
-    )
-
-
-def _v6_is_public(addr: ipaddress.IPv6Address) -> bool:
-    if addr.scope_id is not None or addr.ipv4_mapped is not None:
-        return False
-    if addr in _V6_NAT64:
-        return _v4_is_public(ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF))
-    # Outside 2000::/3: ::, ::1, IPv4-compatible, 64:ff9b:1::/48, fc00::/7, fe80::/10, ff00::/8.
-    if addr not in _V6_UNICAST or addr.teredo is not None:
-        return False
-    if any(addr in net for net in _V6_BLOCKED):
-        return False
-    if addr.sixtofour is not None:
-        return _v4_is_public(addr.sixtofour)
-    return (
-        addr.is_global
-        and not addr.is_private
-        and not addr.is_multicast
-        and not addr.is_reserved
-        and not addr.is_site_local
-    )
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    """Resolve ``host`` with ``socket.getaddrinfo``; addresses in answer order, no repeats."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-# --- URLs ------------------------------------------------------------------------------------
-
-_DEFAULT_PORTS: Final[Mapping[str, int]] = {"http": 80, "https": 443}
-_AUTHORITY: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
-_HOST_NAME: Final = re.compile(r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?$")
-_NUMERIC_LABEL: Final = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
-
-
-def check_url(
-    url: str, policy: FetchPolicy, *, resolver: Resolver | None = None
-) -> tuple[httpx.URL, str]:
-    """Parse and vet ``url``; return it with the one checked IP address to connect to.
-
-    The host is resolved once, with ``resolver``. Raises ``ImageFetchError`` if the URL is
-    malformed, not http(s), carries user info, uses a port outside ``policy.allowed_ports``,
-    spells a number that is not a dotted-quad IPv4, names localhost, or if *any* of its
-    addresses is not public. Hosts in ``policy.allow_hosts`` skip the port and address checks.
-    """
-    target = _parse(url)
-    host = target.raw_host.decode("ascii").lower()
-    literal = _literal_address(host)
-    port = target.port if target.port is not None else _DEFAULT_PORTS[target.scheme]
-    if not 0 < port < 65536:
-        raise ImageFetchError("The URL's port is not valid.")
-
-    if _host_key(host) in {_host_key(h) for h in policy.allow_hosts}:
-        addresses = [literal] if literal is not None else _resolve(host, port, resolver)
-        return target, str(addresses[0])
-
-    if port not in policy.allowed_ports:
-        raise ImageFetchError("The URL's port is not allowed.")
-    if literal is not None:
-        addresses = [literal]
-    else:
-        if _is_localhost(host):
-            raise ImageFetchError("The URL points to a local or private address.")
-        addresses = _resolve(host, port, resolver)
-    if not all(is_public_address(str(addr)) for addr in addresses):
-        raise ImageFetchError("The URL points to a local or private address.")
-    return target, str(addresses[0])
-
-
-def _parse(url: str) -> httpx.URL:
-    try:
-        target = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise ImageFetchError("The URL is not valid.") from exc
-    if target.scheme not in _DEFAULT_PORTS:
-        raise ImageFetchError("The URL must use http or https.")
-    authority = _AUTHORITY.match(url)
-    if target.userinfo or (authority is not None and "@" in authority.group(1)):
-        raise ImageFetchError("The URL must not contain a user name or password.")
-    if not target.raw_host:
-        raise ImageFetchError("The URL has no host.")
-    return target
-
-
-def _literal_address(host: str) -> _IPAddress | None:
-    """The IP a literal host spells, None for a name; refuse anything ambiguous.
-
-    Resolvers read ``2130706433``, ``0x7f.1`` or ``0177.0.0.1`` as IPv4 addresses, so any
-    host whose last label is a number must be a canonical dotted quad.
-    """
-    if ":" in host:
-        try:
-            return ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise ImageFetchError("The URL's host is not valid.") from exc
-    if not _HOST_NAME.match(host):
-        raise ImageFetchError("The URL's host is not valid.")
-    if not _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
-        return None
-    try:
-        return ipaddress.IPv4Address(host)
-    except ValueError as exc:
-        raise ImageFetchError("The URL's host is not a valid IP address.") from exc
-
-
-def _host_key(host: str) -> str:
-    key = host.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
-    try:
-        return str(ipaddress.ip_address(key))
-    except ValueError:
-        return key
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_localhost(host: str) -> bool:
-    name = host.rstrip(".")
-    return name == "localhost" or name.endswith(".localhost")
-
-
-def _resolve(host: str, port: int, resolver: Resolver | None) -> list[_IPAddress]:
-    try:
-        answers = (resolver or system_resolver)(host, port)
-        addresses = [ipaddress.ip_address(answer) for answer in answers]
-    except (OSError, UnicodeError, ValueError) as exc:
-        raise ImageFetchError("The URL's host could not be resolved.") from exc
-    if not addresses:
-        raise ImageFetchError("The URL's host could not be resolved.")
-    return addresses
 
 
 # --- fetching --------------------------------------------------------------------------------
@@ -348,6 +146,20 @@ def fetch_bytes(
             return _read_capped(response, policy.max_bytes, deadline)
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """What to send on each hop."""
+
+    method: str = "GET"
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+    #: Follow redirects (downloads). A POST never does: its 3xx is the answer.
+    follow: bool = True
+
+
+_GET: Final = _Outgoing()
+
+
 @contextmanager
 def _final_response(
     url: str,
@@ -355,6 +167,7 @@ def _final_response(
     deadline: _Deadline,
     resolver: Resolver | None,
     transport: httpx.BaseTransport | None,
+    outgoing: _Outgoing = _GET,
 ) -> Generator[httpx.Response, None, None]:
     """Follow redirects by hand, checking every hop; yield the last response, body unread."""
     current = url
@@ -366,10 +179,10 @@ def _final_response(
             sender = (
                 transport if transport is not None else hop.enter_context(httpx.HTTPTransport())
             )
-            response = _send(sender, target, ip, deadline)
+            response = _send(sender, target, ip, deadline, outgoing)
             hop.callback(response.close)
             location = response.headers.get("location") if response.is_redirect else None
-            if location is None:
+            if location is None or not outgoing.follow:
                 yield response
                 return
         try:
@@ -380,7 +193,11 @@ def _final_response(
 
 
 def _send(
-    transport: httpx.BaseTransport, target: httpx.URL, ip: str, deadline: _Deadline
+    transport: httpx.BaseTransport,
+    target: httpx.URL,
+    ip: str,
+    deadline: _Deadline,
+    outgoing: _Outgoing = _GET,
 ) -> httpx.Response:
     deadline.check()
     host = target.raw_host.decode("ascii")
@@ -388,21 +205,23 @@ def _send(
         "timeout": httpx.Timeout(deadline.remaining()).as_dict(),
         "trace": deadline.trace,
     }
-    if target.scheme == "https" and not _is_ip_literal(host):
+    if target.scheme == "https" and not is_ip_literal(host):
         extensions["sni_hostname"] = host.rstrip(".")  # TLS verifies the name, not the IP
     try:
         pinned = target.copy_with(host=ip)
     except httpx.InvalidURL as exc:  # e.g. a scoped IPv6 answer for an allow_hosts name
         raise ImageFetchError("The URL's host could not be resolved.") from exc
     request = httpx.Request(
-        "GET",
+        outgoing.method,
         pinned,
         headers={
-            "Host": target.netloc.decode("ascii"),
             "Accept": "*/*",
             "Accept-Encoding": "identity",
             "User-Agent": "reel",
+            **(outgoing.headers or {}),
+            "Host": target.netloc.decode("ascii"),
         },
+        content=outgoing.content,
         extensions=extensions,
     )
     try:
@@ -411,6 +230,50 @@ def _send(
         raise _translate(exc, deadline) from exc
     response.request = request
     return response
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """The answer to a POST: any status (3xx, 4xx and 5xx included) and the start of its body."""
+
+    status_code: int
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+def post_bytes(
+    url: str,
+    content: bytes,
+    policy: FetchPolicy,
+    *,
+    headers: Mapping[str, str] | None = None,
+    resolver: Resolver | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> PostResult:
+    """POST ``content`` to ``url`` under ``policy`` (same checks and deadline as a download).
+
+    Redirects are not followed: a 3xx comes back as the result. The response body is read up
+    to ``policy.max_bytes`` (the rest is dropped, not an error). Raises ``ImageFetchError``
+    when the URL is refused, the server cannot be reached, or ``policy.timeout`` runs out.
+    """
+    outgoing = _Outgoing("POST", content, headers, follow=False)
+    with (
+        _Deadline(policy.timeout) as deadline,
+        _final_response(url, policy, deadline, resolver, transport, outgoing) as response,
+    ):
+        body = bytearray()
+        try:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= policy.max_bytes:
+                    break
+                deadline.check()
+        except httpx.HTTPError as exc:
+            raise _translate(exc, deadline) from exc
+        return PostResult(response.status_code, bytes(body[: policy.max_bytes]))
 
 
 def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:

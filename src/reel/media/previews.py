@@ -6,15 +6,23 @@ keep, so memory stays bounded by one full frame plus the output image.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from pathlib import Path
 
 from PIL import Image
 
-from reel.media.video import VideoDecodeError, frame_count, sample_frames
+from reel.media.video import VideoDecodeError, frame_count, last_frame, sample_frames
 
-__all__ = ["spritesheet", "thumbnail"]
+__all__ = ["last_frame_png", "spritesheet", "thumbnail"]
+
+
+def last_frame_png(video_path: Path) -> bytes:
+    """The video's final frame as PNG bytes (the start image of a remix)."""
+    out = io.BytesIO()
+    Image.fromarray(last_frame(video_path)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def thumbnail(video_path: Path, out_path: Path, *, width: int = 480) -> None:

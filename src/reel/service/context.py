@@ -29,6 +29,17 @@ class Services:
             timeout=s.image_fetch_timeout,
         )
 
+    @property
+    def webhook_policy(self) -> FetchPolicy:
+        """Webhook targets: the image-URL rules, own allow-list, no redirects, small answers."""
+        s = self.settings
+        return FetchPolicy(
+            allow_hosts=frozenset(s.webhook_allow_hosts),
+            max_bytes=64 * 1024,
+            timeout=s.webhook_timeout,
+            max_redirects=0,
+        )
+
     def close(self) -> None:
         self.db.dispose()
 

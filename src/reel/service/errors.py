@@ -140,3 +140,30 @@ class InternalError(ReelError):
     """Internal server error"""
 
     code = "INTERNAL_ERROR"
+
+
+# --- integrations: idempotency, videos ---------------------------------------------------------
+
+
+class IdempotencyKeyReused(ReelError):
+    """This Idempotency-Key was already used with a different request body"""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyInProgress(ReelError):
+    """A request with this Idempotency-Key is still being processed; retry shortly"""
+
+    code = "IDEMPOTENCY_REQUEST_IN_PROGRESS"
+
+
+class VideoNotReady(ReelError):
+    """The video has not completed, so it has no content to download"""
+
+    code = "VIDEO_NOT_READY"
+
+
+class MediaExpired(ReelError):
+    """The video's files were removed after its retention period"""
+
+    code = "MEDIA_EXPIRED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -25,6 +26,8 @@ class IssuedKey:
     name: str
     key: str
     credits: int
+    #: Signs this key's webhook events; shown once, like ``key``.
+    webhook_secret: str = ""
 
 
 def _hash(key: str) -> str:
@@ -53,12 +56,18 @@ def issue(session: Session, *, name: str, credits: int) -> IssuedKey:
         key_hash=_hash(key),
         balance=0,
         created_at=now(),
+        webhook_secret=new_webhook_secret(),
     )
     session.add(row)
     session.flush()
     if credits:
         ledger.grant(session, row.id, credits, note="opening balance")
-    return IssuedKey(row.id, row.name, key, credits)
+    return IssuedKey(row.id, row.name, key, credits, row.webhook_secret or "")
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def authenticate(session: Session, presented: str | None) -> ApiKey:

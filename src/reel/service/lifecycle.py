@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
-from reel.service import ledger
+from reel.service import ledger, webhooks
 from reel.service.clock import now
 from reel.types import Stage, TaskStatus
 
@@ -101,6 +101,8 @@ def complete(
             lease_until=None,
         )
     ).rowcount
+    if done:
+        webhooks.record_event(session, lease.task_id, TaskStatus.COMPLETED)
     return bool(done)
 
 
@@ -184,6 +186,7 @@ def _finish_refunded(
     if task_id is None:
         return None
     ledger.refund_task(session, task_id, note=code.lower())
+    webhooks.record_event(session, task_id, status)
     return status
 
 

@@ -37,3 +37,61 @@ def frame_size(tier: Tier, aspect: Aspect) -> tuple[int, int]:
     """(width, height) of the tier's output in the given orientation."""
     short, long = TIER_SIZE[tier]
     return (short, long) if aspect is Aspect.PORTRAIT else (long, short)
+
+
+# --- the OpenAI-compatible surface (/v1/videos) ---------------------------------------------
+
+#: Durations OpenAI's Videos API accepts, in seconds.
+OPENAI_SECONDS: Final = (4, 8, 12)
+OPENAI_DEFAULT_SECONDS: Final = 4
+OPENAI_DEFAULT_MODEL: Final = "sora-2"
+OPENAI_DEFAULT_SIZE: Final = "720x1280"
+
+#: Credits per (tier, seconds) on /v1/videos: the tier's 10 s price per 10 s, rounded up to
+#: whole credits per 4 s step (so sora2 is 2 per 4 s, not 1.6).
+OPENAI_CREDITS: Final[Mapping[tuple[Tier, int], int]] = {
+    (Tier.SORA2, 4): 2,
+    (Tier.SORA2, 8): 4,
+    (Tier.SORA2, 12): 6,
+    (Tier.PRO_STANDARD, 4): 24,
+    (Tier.PRO_STANDARD, 8): 48,
+    (Tier.PRO_STANDARD, 12): 72,
+    (Tier.PRO_HIGH, 4): 48,
+    (Tier.PRO_HIGH, 8): 96,
+    (Tier.PRO_HIGH, 12): 144,
+}
+
+#: (OpenAI model, size) → tier. Sizes are "WIDTHxHEIGHT".
+OPENAI_TIERS: Final[Mapping[tuple[str, str], Tier]] = {
+    ("sora-2", "720x1280"): Tier.SORA2,
+    ("sora-2", "1280x720"): Tier.SORA2,
+    ("sora-2-pro", "720x1280"): Tier.PRO_STANDARD,
+    ("sora-2-pro", "1280x720"): Tier.PRO_STANDARD,
+    ("sora-2-pro", "1024x1792"): Tier.PRO_HIGH,
+    ("sora-2-pro", "1792x1024"): Tier.PRO_HIGH,
+}
+
+#: A models-file model asked for by name is priced by the size it makes.
+OPERATOR_MODEL_TIERS: Final[Mapping[str, Tier]] = {
+    "720x1280": Tier.SORA2,
+    "1280x720": Tier.SORA2,
+    "1024x1792": Tier.PRO_HIGH,
+    "1792x1024": Tier.PRO_HIGH,
+}
+
+#: How a tier is named on /v1/videos when a seed-surface task is shown there.
+TIER_OPENAI_MODEL: Final[Mapping[Tier, str]] = {
+    Tier.SORA2: "sora-2",
+    Tier.PRO_STANDARD: "sora-2-pro",
+    Tier.PRO_HIGH: "sora-2-pro",
+}
+
+
+def openai_price(tier: Tier, seconds: int) -> int:
+    return OPENAI_CREDITS[(tier, seconds)]
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """ "1280x720" → (1280, 720)."""
+    width, _, height = size.partition("x")
+    return int(width), int(height)

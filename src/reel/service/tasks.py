@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, Task
 from reel.media.errors import MediaError
-from reel.media.images import fetch_image
-from reel.service import ledger, pricing
+from reel.media.images import decode_image, fetch_image
+from reel.service import ledger, pricing, retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import (
@@ -21,11 +22,13 @@ from reel.service.errors import (
     ImageFetchFailed,
     ImageRequired,
     InsufficientCredits,
+    InvalidParameter,
     TaskNotCancelable,
     TaskNotFound,
 )
 from reel.storage import StorageError
-from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
+from reel.storage.naming import input_image_key
+from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
 
@@ -46,6 +49,14 @@ class NewTask:
     #: An already-stored start image to copy instead of fetching ``image_urls`` (a retry).
     source_image_key: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: The models-file model to run; default: the one serving ``tier``.
+    model: str | None = None
+    #: (width, height) to render; default: the tier's size in ``aspect``.
+    size: tuple[int, int] | None = None
+    #: An uploaded start image (any format Pillow reads); wins over ``image_urls``.
+    image_data: bytes | None = None
+    #: Which request field the start image came from, for error messages.
+    image_param: str = "imageUrls"
 
     @property
     def price(self) -> int:
@@ -58,19 +69,25 @@ def new_task_id() -> str:
     return "task_" + secrets.token_hex(12)
 
 
-def create(services: Services, key: ApiKey, cmd: NewTask) -> Task:
+OnInsert = Callable[[Session, Task], None]
+"""Runs inside the transaction that inserts and charges a task (idempotency records)."""
+
+
+def create(
+    services: Services, key: ApiKey, cmd: NewTask, *, on_insert: OnInsert | None = None
+) -> Task:
     """Accept a task: charge and insert in one transaction. Nothing is charged on any refusal."""
     cost = cmd.price
     task_id = new_task_id()
     with services.db.read() as session:
         _check_can_start(session, key.id, cost, services.settings.max_active_tasks_per_key)
     image_key = None
-    if cmd.image_urls:
+    if cmd.image_urls or cmd.image_data is not None:
         image_key = _store_start_image(services, task_id, cmd)
     elif cmd.source_image_key:
         image_key = _copy_start_image(services, task_id, cmd.source_image_key)
-    width, height = pricing.frame_size(cmd.tier, cmd.aspect)
-    model = services.catalog.tiers[cmd.tier]
+    width, height = cmd.size or pricing.frame_size(cmd.tier, cmd.aspect)
+    model = cmd.model or services.catalog.tiers[cmd.tier]
     try:
         with services.db.write() as session:
             task = Task(
@@ -104,6 +121,8 @@ def create(services: Services, key: ApiKey, cmd: NewTask) -> Task:
                 session, key.id, services.settings.max_active_tasks_per_key, including_new=True
             )
             services.dispatcher.enqueue(session, task)
+            if on_insert is not None:
+                on_insert(session, task)
     except BaseException:
         if image_key is not None:
             services.storage.delete(image_key)
@@ -139,20 +158,28 @@ def _check_active(
 
 
 def _store_start_image(services: Services, task_id: str, cmd: NewTask) -> str:
-    """Fetch the first image URL safely, once; the task uses the re-encoded copy from now on."""
+    """Fetch the first image URL safely, once (or decode the upload); the task uses the
+    re-encoded copy from now on."""
+    max_pixels = services.settings.image_max_pixels
     try:
-        image = fetch_image(
-            cmd.image_urls[0], services.fetch_policy, max_pixels=services.settings.image_max_pixels
-        )
+        if cmd.image_data is not None:
+            image = decode_image(cmd.image_data, max_pixels=max_pixels)
+        else:
+            image = fetch_image(cmd.image_urls[0], services.fetch_policy, max_pixels=max_pixels)
     except MediaError as exc:
-        raise ImageFetchFailed(f"imageUrls[0]: {exc.message}", param="imageUrls") from exc
-    key = f"inputs/{task_id}.png"
+        if cmd.image_data is not None:
+            raise InvalidParameter(
+                f"{cmd.image_param}: {exc.message}", param=cmd.image_param
+            ) from exc
+        label = "imageUrls[0]" if cmd.image_param == "imageUrls" else cmd.image_param
+        raise ImageFetchFailed(f"{label}: {exc.message}", param=cmd.image_param) from exc
+    key = input_image_key(task_id)
     services.storage.put_bytes(key, image.png)
     return key
 
 
 def _copy_start_image(services: Services, task_id: str, source_key: str) -> str:
-    key = f"inputs/{task_id}.png"
+    key = input_image_key(task_id)
     with tempfile.TemporaryDirectory(prefix="reel-image-") as tmp:
         local = Path(tmp) / "start.png"
         try:
@@ -166,7 +193,7 @@ def _copy_start_image(services: Services, task_id: str, source_key: str) -> str:
 def get(session: Session, key: ApiKey, task_id: str) -> Task:
     """The key's task; another key's task is indistinguishable from a missing one."""
     task = session.get(Task, task_id)
-    if task is None or task.key_id != key.id:
+    if task is None or task.key_id != key.id or task.deleted_at is not None:
         raise TaskNotFound()
     return task
 
@@ -188,47 +215,86 @@ def queue_position(session: Session, task: Task) -> int | None:
     return (ahead or 0) + 1
 
 
-def list_for_key(session: Session, key: ApiKey, *, limit: int, after: str | None) -> list[Task]:
-    """Newest first; ``after`` is the id of the last task of the previous page."""
-    query = select(Task).where(Task.key_id == key.id)
+def list_for_key(
+    session: Session,
+    key: ApiKey,
+    *,
+    limit: int,
+    after: str | None,
+    order: str = "desc",
+    surface: str | None = None,
+) -> list[Task]:
+    """Newest first (``order="asc"``: oldest first); ``after`` is the id of the last task of
+    the previous page. ``surface`` keeps only tasks created through that API surface."""
+    query = select(Task).where(Task.key_id == key.id, Task.deleted_at.is_(None))
+    if surface is not None:
+        query = query.where(Task.surface == surface)
+    ascending = order == "asc"
     if after:
         anchor = session.get(Task, after)
         if anchor is None or anchor.key_id != key.id:
             raise TaskNotFound("Unknown cursor")
-        query = query.where(
-            (Task.created_at < anchor.created_at)
-            | ((Task.created_at == anchor.created_at) & (Task.id < anchor.id))
-        )
-    return list(
-        session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
+        if ascending:
+            query = query.where(
+                (Task.created_at > anchor.created_at)
+                | ((Task.created_at == anchor.created_at) & (Task.id > anchor.id))
+            )
+        else:
+            query = query.where(
+                (Task.created_at < anchor.created_at)
+                | ((Task.created_at == anchor.created_at) & (Task.id < anchor.id))
+            )
+    ordering = (
+        (Task.created_at.asc(), Task.id.asc())
+        if ascending
+        else (Task.created_at.desc(), Task.id.desc())
     )
+    return list(session.scalars(query.order_by(*ordering).limit(limit)))
 
 
 def cancel(services: Services, key: ApiKey, task_id: str) -> Task:
     """Queued: canceled and refunded now. Running: flagged; the worker stops at its next step."""
     with services.db.write() as session:
         task = get(session, key, task_id)
-        if task.status == TaskStatus.QUEUED:
-            done = session.execute(
-                update(Task)
-                .where(Task.id == task.id, Task.status == TaskStatus.QUEUED)
-                .values(
-                    status=TaskStatus.CANCELED,
-                    finished_at=now(),
-                    error_code="TASK_CANCELED",
-                    error_message="Canceled by request",
-                    cancel_requested=True,
-                )
-            ).rowcount
-            if done:
-                ledger.refund_task(session, task.id, note="canceled")
-        elif task.status == TaskStatus.RUNNING:
-            session.execute(
-                update(Task)
-                .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
-                .values(cancel_requested=True)
-            )
-        elif task.status != TaskStatus.CANCELED:
+        if task.status in FINAL_STATUSES and task.status != TaskStatus.CANCELED:
             raise TaskNotCancelable()
+        _cancel(session, task)
         session.refresh(task)
         return task
+
+
+def _cancel(session: Session, task: Task) -> None:
+    if task.status == TaskStatus.QUEUED:
+        done = session.execute(
+            update(Task)
+            .where(Task.id == task.id, Task.status == TaskStatus.QUEUED)
+            .values(
+                status=TaskStatus.CANCELED,
+                finished_at=now(),
+                error_code="TASK_CANCELED",
+                error_message="Canceled by request",
+                cancel_requested=True,
+            )
+        ).rowcount
+        if done:
+            ledger.refund_task(session, task.id, note="canceled")
+            webhooks.record_event(session, task.id, TaskStatus.CANCELED)
+    elif task.status == TaskStatus.RUNNING:
+        session.execute(
+            update(Task)
+            .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
+            .values(cancel_requested=True)
+        )
+
+
+def delete(services: Services, key: ApiKey, task_id: str) -> Task:
+    """Hide the task from both surfaces and remove its files; an unfinished one is canceled
+    first (a running one's files, if it still finishes, go with the next retention sweep)."""
+    with services.db.write() as session:
+        task = get(session, key, task_id)
+        _cancel(session, task)
+        session.execute(update(Task).where(Task.id == task.id).values(deleted_at=now()))
+        session.refresh(task)
+    if task.status in FINAL_STATUSES:
+        retention.purge(services, task)
+    return task

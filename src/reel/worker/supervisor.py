@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from reel.config import Settings
 from reel.db.models import Task, Worker
 from reel.logs import configure_logging
-from reel.service import lifecycle
+from reel.service import lifecycle, retention
 from reel.service.clock import now
 from reel.service.context import Services, build_services
 
@@ -138,6 +138,7 @@ class Supervisor:
             ids = getattr(reaped, name)
             if ids:
                 log.warning("reaper %s %d task(s): %s", name, len(ids), ", ".join(ids))
+        retention.sweep(self.services)
         return reaped
 
     def stop(self, *, timeout: float | None = None) -> None:

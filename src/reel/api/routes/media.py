@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from reel.api.deps import ServicesDep
-from reel.service.errors import Expired, NotFound
+from reel.service.errors import Expired, NotFound, ReelError
+from reel.storage import Storage
 from reel.storage.local import LocalStorage
 from reel.storage.signing import verify
 
@@ -35,9 +36,14 @@ def media(key: str, exp: int, sig: str, services: ServicesDep) -> FileResponse:
         raise NotFound()
     if exp < time.time():
         raise Expired()
-    path = storage.path(key)
-    if not path.is_file():
-        raise NotFound()
+    return file_response(storage, key)
+
+
+def file_response(storage: Storage, key: str, *, missing: ReelError | None = None) -> FileResponse:
+    """A stored file, served with range support; ``missing`` (default 404) when it is gone."""
+    path = storage.path(key) if isinstance(storage, LocalStorage) else None
+    if path is None or not path.is_file():
+        raise missing or NotFound()
     return FileResponse(
         path,
         media_type=_TYPES.get(path.suffix, "application/octet-stream"),

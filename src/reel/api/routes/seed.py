@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import func, select
 
+from reel.api import idempotency
 from reel.api.deps import CreateKey, JsonBody, LimiterDep, ServicesDep, StatusKey
 from reel.api.schemas.seed import (
     AccountResponse,
@@ -24,7 +26,7 @@ from reel.api.schemas.seed import (
     parse_task_id,
 )
 from reel.db.models import Task
-from reel.service import pricing, tasks
+from reel.service import pricing, retention, tasks, webhooks
 from reel.service.context import Services
 from reel.service.ratelimit import Bucket
 from reel.storage.naming import preview_keys
@@ -39,7 +41,8 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
         401: "Missing, invalid or revoked API key",
         402: "Not enough credits",
         404: "Task not found or not owned by this key",
-        409: "Conflict",
+        409: "Conflict: task already finished, or an Idempotency-Key request still in flight",
+        422: "This Idempotency-Key was used with a different body",
         429: "Rate limit or active-task limit exceeded",
         500: "Internal error",
         503: "Database busy; retry",
@@ -91,17 +94,22 @@ def present(
     if status is TaskStatus.COMPLETED and task.video_key:
         ttl = services.settings.media_url_ttl
         base = base_url(request, services)
+        # Previews are made beside every video; not checked per poll (a storage round trip).
+        thumb, sprite = (
+            services.storage.url(k, base_url=base, expires_in=ttl)
+            for k in preview_keys(task.video_key)
+        )
         return StatusResponse(
             success=True,
             status="completed",
             message="Video generation completed",
             videoUrl=services.storage.url(task.video_key, base_url=base, expires_in=ttl),
-            thumbnailUrl=services.storage.url(
-                preview_keys(task.video_key)[0], base_url=base, expires_in=ttl
-            ),
+            thumbnailUrl=thumb,
+            spritesheetUrl=sprite,
             generationTime=round((task.finished_at or task.created_at) - task.created_at),
             creditsUsed=task.credits,
             progressPercent=100.0,
+            expiresAt=_iso(retention.expires_at(task, services.settings)),
             **common,
         )
     if status in (TaskStatus.FAILED, TaskStatus.CANCELED):
@@ -130,15 +138,32 @@ def present(
 @router.post(
     "/generate",
     response_model=GenerateResponse,
-    responses=_errors(400, 401, 402, 429, 500, 503),
+    responses=_errors(400, 401, 402, 409, 422, 429, 500, 503),
     openapi_extra=_body_doc(GenerateRequest),
     summary="Generate a video",
 )
-def generate(key: CreateKey, body: JsonBody, services: ServicesDep) -> GenerateResponse:
+def generate(
+    key: CreateKey, body: JsonBody, services: ServicesDep, request: Request, response: Response
+) -> dict[str, object]:
     s = services.settings
     cmd = parse_generate(body, max_prompt=s.max_prompt_length, max_images=s.max_image_urls)
-    task = tasks.create(services, key, cmd)
-    return GenerateResponse(taskId=task.id, message="Video generation in progress")
+    if body.get("callBackUrl") is not None:
+        url = webhooks.check_target(
+            body["callBackUrl"], services.webhook_policy, param="callBackUrl"
+        )
+        cmd = dataclasses.replace(cmd, extra={**cmd.extra, "callBackUrl": url})
+    return idempotency.run(
+        request,
+        response,
+        services,
+        key,
+        route="POST /api/sora-2/generate",
+        canonical=body,
+        create=lambda hook: tasks.create(services, key, cmd, on_insert=hook),
+        render=lambda task: GenerateResponse(
+            taskId=task.id, message="Video generation in progress"
+        ).model_dump(mode="json"),
+    )
 
 
 @router.post(

@@ -62,6 +62,11 @@ class GenerateRequest(BaseModel):
         default=None,
         description="Public http(s) image URLs for imageToVideo; the first is the start frame.",
     )
+    callBackUrl: str | None = Field(
+        default=None,
+        description="Extension: a public http(s) URL that receives this task's signed "
+        "video.completed / video.failed / video.canceled event (overrides the key's webhook).",
+    )
 
 
 class CheckStatusRequest(BaseModel):
@@ -97,9 +102,8 @@ class StatusResponse(BaseModel):
     progressPercent: float | None = None
     queuePosition: int | None = None
     videoUrl: str | None = None
-    thumbnailUrl: str | None = Field(
-        default=None, description="WebP still of a completed video (extension)."
-    )
+    thumbnailUrl: str | None = Field(default=None, description="Extension: WebP still.")
+    spritesheetUrl: str | None = Field(default=None, description="Extension: JPEG frame grid.")
     generationTime: int | None = Field(default=None, description="Seconds from accepted to done.")
     creditsUsed: int | None = None
     error: str | None = None

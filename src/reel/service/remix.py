@@ -1,0 +1,49 @@
+"""Remix: a new task that continues a completed video from its last frame, with a new prompt."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from reel.db.models import ApiKey
+from reel.media.errors import MediaError
+from reel.media.previews import last_frame_png
+from reel.service import retention, tasks
+from reel.service.context import Services
+from reel.service.errors import GenerationFailed, MediaExpired, VideoNotReady
+from reel.storage import StorageError
+from reel.types import Aspect, Mode, TaskStatus, Tier
+
+
+def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) -> tasks.NewTask:
+    """The task to create: same model, size, duration and price as the source; its start
+    image is the source's last frame; the source's prompt is kept beside the new one."""
+    with services.db.read() as session:
+        source = tasks.get(session, key, source_id)
+    if source.status != TaskStatus.COMPLETED or not source.video_key:
+        raise VideoNotReady("Only a completed video can be remixed")
+    if retention.is_expired(source, services.settings):
+        raise MediaExpired()
+    with tempfile.TemporaryDirectory(prefix="reel-remix-") as tmp:
+        video = Path(tmp) / "source.mp4"
+        try:
+            services.storage.get_to(source.video_key, video)
+            start_image = last_frame_png(video)
+        except (StorageError, MediaError) as exc:
+            raise GenerationFailed("The source video could not be read") from exc
+    extra = {k: v for k, v in source.extra.items() if k != "callBackUrl"}
+    extra.update(remixedFrom=source.id, sourcePrompt=source.prompt)
+    return tasks.NewTask(
+        prompt=prompt,
+        mode=Mode.IMAGE_TO_VIDEO,
+        tier=Tier(source.tier),
+        aspect=Aspect(source.aspect),
+        duration_s=source.duration_s,
+        surface=source.surface,
+        credits=source.credits,
+        extra=extra,
+        model=source.model,
+        size=(source.width, source.height),
+        image_data=start_image,
+        image_param="video",
+    )

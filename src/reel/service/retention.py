@@ -1,0 +1,101 @@
+"""How long a video's files live, and the sweep that removes them (and old idempotency rows).
+
+A completed video expires ``video_retention`` seconds after it completed. The sweep deletes the
+files of expired and deleted tasks and marks them ``purged_at``; the task row stays (the ledger
+refers to it). Their signed URLs then answer 404, and ``/v1/videos/{id}/content`` 410.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+
+from reel.config import Settings
+from reel.db.models import IdempotencyRecord, Task
+from reel.service.clock import now
+from reel.service.context import Services
+from reel.storage.naming import input_image_key, preview_keys
+from reel.types import FINAL_STATUSES, TaskStatus
+
+log = logging.getLogger("reel.retention")
+
+_BATCH = 200
+
+
+def expires_at(task: Task, settings: Settings) -> float | None:
+    """When a completed task's files go; ``None`` while unfinished or when it made none."""
+    if task.status != TaskStatus.COMPLETED or task.finished_at is None:
+        return None
+    return task.finished_at + settings.video_retention
+
+
+def is_expired(task: Task, settings: Settings, *, at: float | None = None) -> bool:
+    if task.purged_at is not None:
+        return True
+    expiry = expires_at(task, settings)
+    return expiry is not None and expiry <= (now() if at is None else at)
+
+
+def purge(services: Services, task: Task) -> None:
+    """Delete a finished task's stored files, then mark it purged."""
+    keys = [input_image_key(task.id)]
+    if task.video_key:
+        keys += [task.video_key, *preview_keys(task.video_key)]
+    for key in keys:
+        services.storage.delete(key)
+    with services.db.write() as session:
+        session.execute(
+            update(Task).where(Task.id == task.id, Task.purged_at.is_(None)).values(purged_at=now())
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    expired: list[str]
+    deleted: list[str]
+    idempotency_records: int
+
+
+def sweep(services: Services) -> Swept:
+    """One pass: purge expired and deleted tasks' files; drop expired idempotency records."""
+    t = now()
+    cutoff = t - services.settings.video_retention
+    with services.db.read() as session:
+        expired = list(
+            session.scalars(
+                select(Task)
+                .where(
+                    Task.status == TaskStatus.COMPLETED,
+                    Task.finished_at < cutoff,
+                    Task.purged_at.is_(None),
+                )
+                .limit(_BATCH)
+            )
+        )
+        deleted = list(
+            session.scalars(
+                select(Task)
+                .where(
+                    Task.deleted_at.is_not(None),
+                    Task.purged_at.is_(None),
+                    Task.status.in_(list(FINAL_STATUSES)),
+                )
+                .limit(_BATCH)
+            )
+        )
+    for task in {t.id: t for t in expired + deleted}.values():
+        purge(services, task)
+    with services.db.write() as session:
+        dropped = session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < t)
+        ).rowcount
+    swept = Swept([x.id for x in expired], [x.id for x in deleted], dropped or 0)
+    if swept.expired or swept.deleted:
+        log.info(
+            "retention: removed files of %d expired and %d deleted task(s)",
+            len(swept.expired),
+            len(swept.deleted),
+        )
+    return swept
