@@ -214,19 +214,28 @@ class TaskRun:
         return Submission(req.mode, spec.endpoint_for(req.mode), body, png, req.prompt)
 
     def _find_lost(self, up: Upstream, server: str, sub: Submission, since: float) -> Job | None:
-        """The job a lost submission created; ``None`` if it certainly created none."""
+        """The job a lost submission created; ``None`` if none appeared within the grace time.
+
+        A server that did not answer may still be working through the request, so the list is
+        read until twice the request timeout has passed (and at least three times) before the
+        submission counts as having created nothing.
+        """
         if not up.spec.lookup:
             raise EngineError(UNCERTAIN)
+        grace_end = self.clock() + 2 * up.spec.request_timeout
+        lookups = 0
         try:
-            for i in range(_LOOKUPS):
+            while True:
                 job = call_retrying(up.spec, self._sleep)(
                     up.provider.find, up.client, server, sub, since
                 )
+                lookups += 1
                 if job is not None:
                     self._note(up, server, "found_after_lost_submission", request_id=job.id)
                     return job
-                if i + 1 < _LOOKUPS:
-                    self._wait(up.spec.poll_interval)
+                if lookups >= _LOOKUPS and self.clock() >= grace_end:
+                    return None
+                self._wait(up.spec.poll_interval)
         except (NotSupported, CallFailed) as exc:
             log.error(
                 "task %s: upstream %s may hold a job for it, which cannot be looked up (%s); "
@@ -236,7 +245,6 @@ class TaskRun:
                 getattr(exc, "detail", exc),
             )
             raise EngineError(UNCERTAIN) from None
-        return None
 
     # --- one job -------------------------------------------------------------------------------
     def _run_job(self, up: Upstream, job: Job, endpoint: str, since: float) -> EngineOutput | None:
