@@ -101,7 +101,7 @@ def test_failed_video_and_cancel(
     with pytest.raises(Interrupted):
         engine.generate(request(tmp_path, prompt="second"), sink)
     assert len(videos.calls("cancel")) == 1
-    assert [j for j in videos.jobs.values() if j.prompt == "second"][0].canceled
+    assert next(j for j in videos.jobs.values() if j.prompt == "second").canceled
 
 
 def test_expired_content_fails_cleanly(
