@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import numpy as np
 
 from reel.media.video import encode_frames
@@ -115,6 +116,10 @@ class FakeUpstream:
         self.cdn: FakeUpstream | None = None
         #: Download token → file, for results this server serves itself.
         self.tokens: dict[str, bytes] = {}
+        #: Input fields whose URL the upstream fetches on submit, as a real provider does.
+        self.fetch_inputs: tuple[str, ...] = ()
+        #: What those fetches got: (url, status, content type, body).
+        self.fetched: list[tuple[str, int, str, bytes]] = []
         self.jobs: dict[str, Job] = {}
         self.seen: list[Seen] = []
         self.faults: dict[str, list[Fault]] = {}
@@ -226,6 +231,13 @@ class FakeUpstream:
         raise NotImplementedError
 
     def new_job(self, body: dict[str, Any], *, prompt: str = "") -> Job:
+        for name in self.fetch_inputs:
+            url = body.get(name)
+            if isinstance(url, str) and url.startswith("http"):
+                r = httpx.get(url, timeout=10)
+                self.fetched.append(
+                    (url, r.status_code, r.headers.get("content-type", ""), r.content)
+                )
         job = Job(
             id=secrets.token_hex(8),
             input=body,
