@@ -10,7 +10,7 @@ import pytest
 
 from reel.config import Settings
 from reel.engines.base import EngineError, Interrupted
-from reel.engines.upstream import run
+from reel.engines.upstream import messages
 from reel.types import Mode
 from tests.engines.upstream.conftest import FAST, Saved, Sink, make_engine, request, upstream_meta
 from tests.fakeupstreams import FakeFal, FakeReplicate, FakeVideos, Fault
@@ -124,7 +124,7 @@ def test_a_lost_submission_that_cannot_be_looked_up_fails_instead_of_moving_on(
     )
     with pytest.raises(EngineError) as info:
         engine.generate(request(tmp_path), Sink())
-    assert info.value.message == run.UNCERTAIN
+    assert info.value.message == messages.UNCERTAIN
     assert len(fal.jobs) == 1 and not fal2.seen  # the fal job may run; nothing else does
 
 
@@ -180,7 +180,7 @@ def test_upstream_reported_failure_does_not_fail_over(
     )
     with pytest.raises(EngineError) as info:
         engine.generate(request(tmp_path), Sink())
-    assert info.value.message == run.JOB_FAILED
+    assert info.value.message == messages.JOB_FAILED
     assert not fal2.seen
 
 
@@ -197,7 +197,7 @@ def test_a_silent_upstream_that_cannot_be_canceled_fails_the_task(
     )
     with pytest.raises(EngineError) as info:
         engine.generate(request(tmp_path), Sink())
-    assert info.value.message == run.LOST
+    assert info.value.message == messages.LOST
     assert not fal2.seen
 
 
@@ -257,5 +257,5 @@ def test_resuming_an_interrupted_fal_submission_fails_safe(
     )
     with pytest.raises(EngineError) as info:
         engine.generate(request(tmp_path, resume=state), Sink())
-    assert info.value.message == run.UNCERTAIN
+    assert info.value.message == messages.UNCERTAIN
     assert not fal.seen
