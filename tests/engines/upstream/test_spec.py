@@ -123,3 +123,18 @@ def test_credentials_come_from_named_env_vars_never_reel_settings(
     for name in ("REEL_SECRET_KEY", "reel_database_url", ""):
         with pytest.raises(ValueError):
             settings.upstream_secret(name)
+
+
+def test_config_errors_reach_users_only_as_a_fixed_sentence(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reel.engines.registry import load_engine
+
+    with pytest.raises(EngineConfigError) as info:
+        load_engine("fal", params={"endpoint": "x", "tiemout": 3}, settings=settings)
+    assert info.value.message == "This model is not configured correctly"
+    assert "tiemout" in caplog.text
+    with pytest.raises(EngineConfigError):
+        load_engine(
+            "fal", params={"endpoint": "x", "credentials_env": "REEL_SECRET_KEY"}, settings=settings
+        )

@@ -229,7 +229,9 @@ def call_retrying(spec: UpstreamSpec, sleep: Callable[[float], None]) -> Retryin
     return Retrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, CallFailed) and exc.transient),
         stop=stop_after_delay(spec.poll_error_budget),
-        wait=_HonourRetryAfter(wait_exponential(multiplier=0.5, min=spec.poll_interval, max=15)),
+        wait=_HonourRetryAfter(
+            wait_exponential(multiplier=spec.poll_interval, min=spec.poll_interval, max=15)
+        ),
         sleep=sleep,
         reraise=True,
     )

@@ -20,6 +20,7 @@ from reel.config import Settings
 from reel.engines.base import EngineConfigError, EngineOutput, GenerationRequest, ProgressSink
 from reel.engines.upstream.client import UpstreamClient
 from reel.engines.upstream.health import Health
+from reel.engines.upstream.messages import MISCONFIGURED
 from reel.engines.upstream.providers import PROVIDERS, Provider
 from reel.engines.upstream.run import TaskRun
 from reel.engines.upstream.spec import Kind, UpstreamSpec, parse_params
@@ -59,9 +60,9 @@ class UpstreamEngine:
     ) -> None:
         try:
             parsed = parse_params(params, default_kind=self.default_kind)
-        except EngineConfigError as exc:
+        except EngineConfigError as exc:  # the details are for the operator, not for users
             log.error("engine %s: %s", self.engine_name, exc.message)
-            raise
+            raise EngineConfigError(MISCONFIGURED) from exc
         self.name = parsed.label or self.engine_name
         self.settings = settings
         self.clock = clock
@@ -80,7 +81,8 @@ class UpstreamEngine:
             try:
                 value = settings.upstream_secret(spec.credentials_env)
             except ValueError as exc:
-                raise EngineConfigError(f"upstream {spec.name}: {exc}") from None
+                log.error("engine %s: upstream %s: %s", self.engine_name, spec.name, exc)
+                raise EngineConfigError(MISCONFIGURED) from None
             if value is None:
                 unusable = f"environment variable {spec.credentials_env} is not set"
                 log.error("upstream %s is unusable: %s", spec.name, unusable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 NO_UPSTREAM: Final = "No video provider could take this task right now"
+MISCONFIGURED: Final = "This model is not configured correctly"
 NOT_CONFIGURED: Final = "This model's video providers are not configured for this request"
 JOB_FAILED: Final = "The video provider could not generate this video"
 TIMED_OUT: Final = "The video provider did not finish in time"
