@@ -142,10 +142,12 @@ class TaskRun:
         try:
             job = submit_retrying(spec, self.wait)(up.provider.submit, up.client, server, sub)
         except RateLimited as exc:
+            self.checkpoint({})  # nothing was created
             up.health.defer(server, exc.retry_after)
             self.note(up, server, "rate_limited", retry_after=exc.retry_after)
             return _Later(self.clock() + exc.retry_after)
         except NothingCreated as exc:
+            self.checkpoint({})
             log.warning(
                 "task %s: upstream %s refused the job: %s", self.req.task_id, spec.name, exc.detail
             )
@@ -162,6 +164,7 @@ class TaskRun:
             )
             found = self._find_lost(up, server, sub, since)
             if found is None:
+                self.checkpoint({})
                 up.health.failure(server)
                 self.failed_servers.add(server)
                 self.note(up, server, "submit_lost")
