@@ -259,3 +259,29 @@ def test_resuming_an_interrupted_fal_submission_fails_safe(
         engine.generate(request(tmp_path, resume=state), Sink())
     assert info.value.message == messages.UNCERTAIN
     assert not fal.seen
+
+
+def test_a_timed_out_job_that_will_not_stop_fails_the_task(
+    fal: FakeFal, fal2: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    fal.run_s = 30
+    fal.fail("cancel", Fault(status=502))
+    ups = [fal_up(fal, "slow", timeout=0.5), fal_up(fal2, "b")]
+    engine = make_engine("upstream", {"upstreams": ups}, upstream_settings)
+    with pytest.raises(EngineError) as info:
+        engine.generate(request(tmp_path), Sink())
+    assert info.value.message == messages.TIMED_OUT
+    assert not fal2.seen  # still running on "slow": never started elsewhere
+
+
+def test_a_malformed_submit_answer_counts_as_unknown(
+    fal: FakeFal, fal2: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    fal.fail("submit", Fault(malformed=True, after_create=True))
+    engine = make_engine(
+        "upstream", {"upstreams": [fal_up(fal, "a"), fal_up(fal2, "b")]}, upstream_settings
+    )
+    with pytest.raises(EngineError) as info:
+        engine.generate(request(tmp_path), Sink())
+    assert info.value.message == messages.UNCERTAIN
+    assert not fal2.seen

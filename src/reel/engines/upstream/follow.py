@@ -51,7 +51,7 @@ class JobRun:
             task.checkpoint(
                 {**state, "since": self.since, "job": job.to_state(), "endpoint": self.endpoint}
             )
-        except Interrupted:  # the task was taken from us before the job could be handed over
+        except Exception:  # the job could not be handed over (lease lost, database error)
             self.cancel()
             raise
         try:
@@ -61,6 +61,12 @@ class JobRun:
                 self.cancel()
             else:  # draining or reaped: the job goes on; the next attempt resumes it
                 log.info("%s: left running for the next attempt (%s)", self._tag, stop.reason)
+            raise
+        except EngineError:
+            raise
+        except Exception:  # a surprise here must not leave a job running (and billed) upstream
+            log.exception("%s: unexpected error; canceling upstream", self._tag)
+            self.cancel()
             raise
         if output is None:
             up.health.failure(job.server)
