@@ -6,6 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
 from reel.engines.base import EngineError, EngineOutput, Interrupted
 from reel.engines.upstream.client import CallFailed, call_retrying
 from reel.engines.upstream.messages import (
@@ -170,35 +172,42 @@ class JobRun:
         task, up, job = self.task, self.up, self.job
         task.report(Stage.STORING, 96.0)
         fetch_started = task.clock()
-        size = 0
-        for attempt in (1, 2):
-            try:
-                url = call_retrying(up.spec, task.wait)(
-                    up.provider.result_url, up.client, job, poll
-                )
-                size = download(
-                    up.client,
-                    url,
-                    task.req.output_path,
-                    policy=task.engine.download_policy,
-                    resolver=task.engine.resolver,
-                )
-                break
-            except NoResult as exc:
-                log.warning("%s: %s", self._tag, exc.detail)
-                raise EngineError(NO_VIDEO) from None
-            except CallFailed as exc:
-                log.warning("%s: result: %s", self._tag, exc.detail)
-                raise EngineError(DOWNLOAD) from None
-            except DownloadFailed as exc:
-                log.warning("%s: download: %s", self._tag, exc.detail)
-                if attempt == 2:
-                    raise EngineError(DOWNLOAD) from None
-                if exc.expired:  # the link expired: ask the upstream again for a fresh one
-                    try:
-                        poll = self._poll()
-                    except CallFailed:
-                        raise EngineError(DOWNLOAD) from None
+        latest = [poll]
+
+        def fetch() -> int:
+            url = call_retrying(up.spec, task.wait)(
+                up.provider.result_url, up.client, job, latest[0]
+            )
+            return download(
+                up.client,
+                url,
+                task.req.output_path,
+                policy=task.engine.download_policy,
+                resolver=task.engine.resolver,
+            )
+
+        def before_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, DownloadFailed):
+                log.warning("%s: download: %s; trying once more", self._tag, exc.detail)
+                if exc.expired:  # the link expired: ask the upstream for a fresh one
+                    latest[0] = self._poll()
+
+        try:
+            size = Retrying(
+                retry=retry_if_exception_type(DownloadFailed),
+                stop=stop_after_attempt(2),
+                before_sleep=before_retry,
+                sleep=task.wait,
+                reraise=True,
+            )(fetch)
+        except NoResult as exc:
+            log.warning("%s: %s", self._tag, exc.detail)
+            raise EngineError(NO_VIDEO) from None
+        except (CallFailed, DownloadFailed) as exc:
+            log.warning("%s: the result could not be fetched: %s", self._tag, exc.detail)
+            raise EngineError(DOWNLOAD) from None
+        poll = latest[0]
         try:
             info = probe(task.req.output_path)
         except VideoError as exc:

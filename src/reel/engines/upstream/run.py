@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_fixed
+
 from reel.engines.base import EngineError, EngineOutput, GenerationRequest, ProgressSink
 from reel.engines.upstream.client import (
     CallFailed,
@@ -200,25 +202,20 @@ class TaskRun:
         """The job a lost submission created; ``None`` if none appeared within the grace time.
 
         A server that did not answer may still be working through the request, so the list is
-        read until twice the request timeout has passed (and at least three times) before the
+        read at least three times and until twice the request timeout has passed before the
         submission counts as having created nothing.
         """
         if not up.spec.lookup:
             raise EngineError(UNCERTAIN)
-        grace_end = self.clock() + 2 * up.spec.request_timeout
-        lookups = 0
+        find = call_retrying(up.spec, self.wait)
         try:
-            while True:
-                job = call_retrying(up.spec, self.wait)(
-                    up.provider.find, up.client, server, sub, since
-                )
-                lookups += 1
-                if job is not None:
-                    self.note(up, server, "found_after_lost_submission", request_id=job.id)
-                    return job
-                if lookups >= _LOOKUPS and self.clock() >= grace_end:
-                    return None
-                self.wait(up.spec.poll_interval)
+            job: Job | None = Retrying(
+                retry=retry_if_result(lambda found: found is None),
+                stop=stop_after_attempt(_LOOKUPS) & stop_after_delay(2 * up.spec.request_timeout),
+                wait=wait_fixed(up.spec.poll_interval),
+                sleep=self.wait,
+                retry_error_callback=lambda _: None,
+            )(find, up.provider.find, up.client, server, sub, since)
         except (NotSupported, CallFailed) as exc:
             log.error(
                 "task %s: upstream %s may hold a job for it, which cannot be looked up (%s); "
@@ -228,6 +225,9 @@ class TaskRun:
                 getattr(exc, "detail", exc),
             )
             raise EngineError(UNCERTAIN) from None
+        if job is not None:
+            self.note(up, server, "found_after_lost_submission", request_id=job.id)
+        return job
 
     # --- resuming a job an earlier attempt started -----------------------------------------------
     def _resume(self) -> EngineOutput | None:
