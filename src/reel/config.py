@@ -65,12 +65,6 @@ class Settings(BaseSettings):
     # --- media ------------------------------------------------------------------------
     media_url_ttl: int = Field(default=24 * 3600, ge=60)
 
-    # --- sandbox engine ---------------------------------------------------------------
-    sandbox_profile: Literal["full", "tiny"] = "full"
-    sandbox_delay: float = Field(default=1.0, ge=0)
-    sandbox_fail_rate: float = Field(default=0.0, ge=0, le=1)
-    sandbox_fps: int = Field(default=24, ge=8, le=60)
-
     # --- upstream engines (fal.ai, Replicate, OpenAI-compatible /v1/videos) ---------------
     #: Test-only: hosts (any port) allowed as upstream result URLs despite non-public addresses.
     upstream_fetch_allow_hosts: CommaList = ()
@@ -78,6 +72,12 @@ class Settings(BaseSettings):
     upstream_download_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     #: Total deadline for downloading one result video.
     upstream_download_timeout: float = Field(default=300.0, gt=0)
+
+    # --- sandbox engine ---------------------------------------------------------------
+    sandbox_profile: Literal["full", "tiny"] = "full"
+    sandbox_delay: float = Field(default=1.0, ge=0)
+    sandbox_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_fps: int = Field(default=24, ge=8, le=60)
 
     # --- processes --------------------------------------------------------------------
     workers: int = Field(default=1, ge=0)
