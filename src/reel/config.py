@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
     # --- media ------------------------------------------------------------------------
     media_url_ttl: int = Field(default=24 * 3600, ge=60)
 
+    # --- upstream engines (fal.ai, Replicate, OpenAI-compatible /v1/videos) ---------------
+    #: Test-only: hosts (any port) allowed as upstream result URLs despite non-public addresses.
+    upstream_fetch_allow_hosts: CommaList = ()
+    #: Largest result video Reel downloads from an upstream.
+    upstream_download_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    #: Total deadline for downloading one result video.
+    upstream_download_timeout: float = Field(default=300.0, gt=0)
+
     # --- sandbox engine ---------------------------------------------------------------
     sandbox_profile: Literal["full", "tiny"] = "full"
     sandbox_delay: float = Field(default=1.0, ge=0)
@@ -103,12 +112,30 @@ class Settings(BaseSettings):
     #: Deliveries sent at once by one API process; 0 turns the delivery loop off there.
     webhook_concurrency: int = Field(default=4, ge=0)
 
-    @field_validator("image_fetch_allow_hosts", "webhook_allow_hosts", mode="before")
+    @field_validator(
+        "image_fetch_allow_hosts",
+        "webhook_allow_hosts",
+        "upstream_fetch_allow_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
+
+    def upstream_secret(self, env_name: str) -> SecretStr | None:
+        """The credential an upstream reads from the environment variable ``env_name``.
+
+        The models file names the variable (``credentials_env``); the value never passes
+        through the models file, logs or task rows. Reel's own ``REEL_*`` settings cannot be
+        read this way, so a models file can never forward the signing key or database URL.
+        """
+        name = env_name.strip()
+        if not name or name.upper().startswith(self.model_config.get("env_prefix", "REEL_")):
+            raise ValueError(f"{env_name!r} cannot be used as an upstream credential variable")
+        value = os.environ.get(name)
+        return SecretStr(value) if value else None
 
     @cached_property
     def resolved_database_url(self) -> str:

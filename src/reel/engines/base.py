@@ -6,7 +6,7 @@ nothing of credits, keys, queues or HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -56,6 +56,15 @@ class GenerationRequest:
     seed: int = 0
     #: The model's ``params`` table from the models file.
     params: Mapping[str, object] = field(default_factory=dict)
+    #: A signed URL of the start frame that Reel itself serves (needs ``REEL_PUBLIC_URL``),
+    #: for engines whose backend fetches the image over the network.
+    image_url: str | None = None
+    #: What an earlier attempt of this task saved with ``checkpoint`` (empty on a first run):
+    #: lets an engine pick up work it started elsewhere instead of starting it twice.
+    resume: Mapping[str, object] = field(default_factory=dict)
+    #: Saves a small JSON-able state on the task row at once, for ``resume``; ``None`` when
+    #: the caller keeps no state.
+    checkpoint: Callable[[Mapping[str, object]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,9 @@ class EngineOutput:
     height: int
     fps: float
     frames: int
+    #: Operator-only facts about the run (upstream request id, cost, timings), merged into
+    #: the task's hidden ``extra`` when it completes; never shown to end users.
+    metadata: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

@@ -11,6 +11,11 @@ from reel.engines.base import Engine, EngineConfigError
 
 ENGINES: Final[Mapping[str, str]] = {
     "sandbox": "reel.engines.sandbox:SandboxEngine",
+    # hosted and self-hosted video APIs (docs/upstreams.md)
+    "fal": "reel.engines.upstream.engine:FalEngine",
+    "replicate": "reel.engines.upstream.engine:ReplicateEngine",
+    "openai_videos": "reel.engines.upstream.engine:OpenAIVideosEngine",
+    "upstream": "reel.engines.upstream.engine:UpstreamEngine",
 }
 
 

@@ -84,9 +84,40 @@ def heartbeat(
     return Beat(held=True, cancel_requested=bool(row[0]))
 
 
+#: Key in ``Task.extra`` holding what an engine saved to resume its work on a later attempt.
+ENGINE_STATE = "engine_state"
+
+
+def engine_state(task: Task) -> Mapping[str, object]:
+    state = (task.extra or {}).get(ENGINE_STATE)
+    return state if isinstance(state, dict) else {}
+
+
+def save_engine_state(session: Session, lease: Lease, state: Mapping[str, object]) -> bool:
+    """Record an engine's resumable state on the task (hidden from users). False: lease lost."""
+    task = session.get(Task, lease.task_id, populate_existing=True)
+    if task is None:
+        return False
+    extra = {**(task.extra or {}), ENGINE_STATE: dict(state)}
+    return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
+
+
 def complete(
-    session: Session, lease: Lease, *, video_key: str, engine: str, generation_seconds: float
+    session: Session,
+    lease: Lease,
+    *,
+    video_key: str,
+    engine: str,
+    generation_seconds: float,
+    metadata: Mapping[str, object] | None = None,
 ) -> bool:
+    """Finish the attempt. ``metadata`` (operator-only facts from the engine) is merged into
+    ``extra`` in the same UPDATE; the engine's resumable state is dropped with it."""
+    values: dict[str, object] = {}
+    task = session.get(Task, lease.task_id, populate_existing=True)
+    if task is not None and (metadata or ENGINE_STATE in (task.extra or {})):
+        kept = {k: v for k, v in (task.extra or {}).items() if k != ENGINE_STATE}
+        values["extra"] = {**kept, **(metadata or {})}
     done = session.execute(
         update(Task)
         .where(_held(lease))
@@ -99,6 +130,7 @@ def complete(
             stage=Stage.STORING,
             percent=100.0,
             lease_until=None,
+            **values,
         )
     ).rowcount
     if done:

@@ -9,7 +9,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, update
@@ -108,7 +108,7 @@ class Runner:
             work = Path(tmp)
             try:
                 engine = self._engine(task.model)
-                req = self._request(task, work, spec.params)
+                req = self._request(task, work, spec.params, lease)
                 reporter(Stage.GENERATING, 0.0)
                 output = engine.generate(req, reporter)
                 reporter(Stage.STORING, 99.0)
@@ -138,7 +138,12 @@ class Runner:
         elapsed = self._clock() - started
         with self.services.db.write() as session:
             done = lifecycle.complete(
-                session, lease, video_key=video_key, engine=engine.name, generation_seconds=elapsed
+                session,
+                lease,
+                video_key=video_key,
+                engine=engine.name,
+                generation_seconds=elapsed,
+                metadata=output.metadata,
             )
         if not done:
             log.warning("task %s: lease lost before completion; discarding output", task.id)
@@ -147,11 +152,19 @@ class Runner:
             log.info("task %s completed in %.1fs", task.id, elapsed)
         self._set_current(None)
 
-    def _request(self, task: Task, work: Path, params: object) -> GenerationRequest:
-        image_path = None
+    def _request(
+        self, task: Task, work: Path, params: object, lease: lifecycle.Lease
+    ) -> GenerationRequest:
+        image_path = image_url = None
         if task.mode == Mode.IMAGE_TO_VIDEO and task.image_key:
             image_path = work / "start.png"
             self.services.storage.get_to(task.image_key, image_path)
+            if self.settings.public_url:  # for engines whose backend fetches the image itself
+                image_url = self.services.storage.url(
+                    task.image_key,
+                    base_url=self.settings.public_url,
+                    expires_in=self.settings.media_url_ttl,
+                )
         return GenerationRequest(
             task_id=task.id,
             prompt=task.prompt,
@@ -163,7 +176,15 @@ class Runner:
             image_path=image_path,
             seed=task.seed,
             params=params if isinstance(params, dict) else {},
+            image_url=image_url,
+            resume=lifecycle.engine_state(task),
+            checkpoint=lambda state: self._checkpoint(lease, state),
         )
+
+    def _checkpoint(self, lease: lifecycle.Lease, state: Mapping[str, object]) -> None:
+        with self.services.db.write() as session:
+            if not lifecycle.save_engine_state(session, lease, state):
+                raise Interrupted("lease_lost")
 
     def _store(self, video: Path, video_key: str) -> None:
         storage = self.services.storage

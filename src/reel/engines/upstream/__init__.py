@@ -1,0 +1,1 @@
+"""Engines that generate through other video services: fal.ai, Replicate, OpenAI-compatible."""

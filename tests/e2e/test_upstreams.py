@@ -1,0 +1,81 @@
+"""A real `reel serve` driving a fake fal.ai: the upstream fetches Reel's own signed copy of the
+start image, and the result comes back through Reel's storage as a playable MP4."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from reel.media.video import probe
+from tests.e2e.server import ReelServer
+from tests.e2e.test_server import post, wait_final
+from tests.fakeupstreams import FakeFal, tiny_mp4
+from tests.imageserver import image_server, png_bytes
+
+
+def test_image_to_video_through_a_hosted_upstream(tmp_path: Path) -> None:
+    mp4 = tiny_mp4(tmp_path)
+    png = png_bytes(96, 64)
+    with (
+        FakeFal(mp4, queue_s=0.3, run_s=0.6) as fal,
+        image_server({"/start.png": (200, "image/png", png)}) as images,
+    ):
+        fal.fetch_inputs = ("image_url",)
+        models = tmp_path / "models.toml"
+        models.write_text(
+            f"""
+[models.wan-fal]
+engine = "fal"
+[models.wan-fal.params]
+base_url = "{fal.url}"
+endpoint = "fal-ai/wan/v2.2-a14b/image-to-video"
+credentials_env = "E2E_FAL_KEY"
+poll_interval = 0.1
+
+[tiers]
+sora2 = "wan-fal"
+sora2-pro-standard = "wan-fal"
+sora2-pro-high = "wan-fal"
+"""
+        )
+        server = ReelServer(
+            tmp_path / "data",
+            workers=1,
+            REEL_MODELS_FILE=str(models),
+            REEL_UPSTREAM_FETCH_ALLOW_HOSTS="127.0.0.1",
+            E2E_FAL_KEY="e2e-key",
+        )
+        server.env["REEL_PUBLIC_URL"] = server.url
+        with server:
+            key = str(server.create_key(credits=50)["key"])
+            created = post(
+                server,
+                "/api/sora-2/generate",
+                key,
+                {
+                    "prompt": "the picture comes alive",
+                    "mode": "imageToVideo",
+                    "imageUrls": [f"{images}/start.png"],
+                    "aspectRatio": "landscape",
+                    "videoDuration": "10",
+                },
+            ).json()
+            done = wait_final(server, key, created["taskId"])
+            assert done["status"] == "completed", (done, server.log())
+            assert done["engine"] == "fal"
+
+            ((url, status, ctype, body),) = fal.fetched
+            assert url.startswith(f"{server.url}/media/inputs/") and "sig=" in url
+            assert (status, ctype) == (200, "image/png")
+            assert Image.open(io.BytesIO(body)).size == (96, 64)  # Reel's validated copy
+            assert fal.calls("submit")[0].headers["authorization"] == "Key e2e-key"
+
+            video = httpx.get(str(done["videoUrl"]), timeout=30)
+            assert video.status_code == 200 and video.content == mp4
+            out = tmp_path / "got.mp4"
+            out.write_bytes(video.content)
+            assert probe(out).frames == 8
+            assert "e2e-key" not in server.log()
