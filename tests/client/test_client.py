@@ -274,6 +274,12 @@ def test_generate_sends_contract_body(make_client: MakeClient) -> None:
     }
 
 
+def test_generate_sends_callback_url(make_client: MakeClient) -> None:
+    handler, seen = replay({"success": True, "status": "processing", "taskId": "task_9"})
+    make_client(handler).generate("a fox", callback_url="https://hooks.test/reel")
+    assert json.loads(seen[0].content)["callBackUrl"] == "https://hooks.test/reel"
+
+
 def test_check_status_parses_processing_extras(make_client: MakeClient) -> None:
     handler, seen = replay(processing(37.5, "queued", queuePosition=3))
     status = make_client(handler).check_status("task_1")

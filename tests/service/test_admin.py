@@ -160,3 +160,29 @@ def test_keys_issue_top_up_revoke_and_rows(services: Services) -> None:
         admin.top_up(services, issued.id, 1)
     with services.db.read() as session:
         assert admin.key_rows(session)[-1].key.id == issued.id  # revoked keys last
+
+
+def test_retry_keeps_the_request_but_not_how_the_last_run_went(services: Services) -> None:
+    from sqlalchemy import update
+
+    key = make_key(services, credits=100).id
+    original = submit(services, key)
+    with services.db.write() as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == original)
+            .values(
+                width=1280,
+                height=720,
+                extra={
+                    "openaiModel": "sora-2",
+                    "size": "1280x720",
+                    "upstream": {"request_id": "r1"},
+                    "engine_state": {"job": "j1"},
+                },
+            )
+        )
+    finish(services, original, TaskStatus.FAILED, at=time.time())
+    retried = admin.retry(services, original)
+    assert (retried.width, retried.height) == (1280, 720)
+    assert retried.extra == {"openaiModel": "sora-2", "size": "1280x720", "retryOf": original}

@@ -204,3 +204,21 @@ def test_model_concurrency_caps_running_tasks(services: Services) -> None:
     with services.db.write() as session:
         assert lifecycle.models_with_capacity(session, {"sandbox": 1}) == []
         assert lifecycle.models_with_capacity(session, {"sandbox": 2}) == ["sandbox"]
+
+
+def test_misconfigured_model_fails_with_a_fixed_message_and_refund(services: Services) -> None:
+    from reel.service.catalog import parse_catalog
+
+    broken = parse_catalog(
+        {
+            "models": {"sandbox": {"engine": "no-such-engine"}},
+            "tiers": {t.value: "sandbox" for t in Tier},
+        }
+    )
+    _, tid = submit(services)
+    Runner(type(services)(**{**services.__dict__, "catalog": broken})).run_once()
+    task = row(services, tid)
+    assert task.status == TaskStatus.FAILED
+    assert task.error_message is not None and "no-such-engine" not in task.error_message
+    assert "misconfigured" in task.error_message
+    assert ledger_kinds(services, tid) == ["charge", "refund"]

@@ -75,6 +75,7 @@ class BaseClient:
         aspect: Aspect,
         duration: Duration,
         image_urls: Sequence[str] | None,
+        callback_url: str | None = None,
     ) -> dict[str, object]:
         if isinstance(image_urls, str):
             raise TypeError("image_urls must be a sequence of URLs, not a single string")
@@ -87,6 +88,8 @@ class BaseClient:
         }
         if image_urls is not None:
             body["imageUrls"] = list(image_urls)
+        if callback_url is not None:
+            body["callBackUrl"] = callback_url
         return body
 
     @staticmethod

@@ -129,14 +129,22 @@ class Client(BaseClient):
         duration: Duration = "10",
         image_urls: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Submitted:
-        """Submit a generation. ``mode`` defaults to imageToVideo when ``image_urls`` is given.
+        """Submit a generation. ``mode`` defaults to imageToVideo when ``image_urls`` is given;
+        ``callback_url`` receives signed webhook events for this task (docs/webhooks.md).
 
         Never retried on an HTTP error; retried on a connection error (or
         502/503/504) only when ``idempotency_key`` is set.
         """
         body = self._generate_body(
-            prompt, mode=mode, tier=tier, aspect=aspect, duration=duration, image_urls=image_urls
+            prompt,
+            mode=mode,
+            tier=tier,
+            aspect=aspect,
+            duration=duration,
+            image_urls=image_urls,
+            callback_url=callback_url,
         )
         data = self._request(
             "POST",
@@ -340,10 +348,17 @@ class AsyncClient(BaseClient):
         duration: Duration = "10",
         image_urls: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Submitted:
         """See :meth:`Client.generate`."""
         body = self._generate_body(
-            prompt, mode=mode, tier=tier, aspect=aspect, duration=duration, image_urls=image_urls
+            prompt,
+            mode=mode,
+            tier=tier,
+            aspect=aspect,
+            duration=duration,
+            image_urls=image_urls,
+            callback_url=callback_url,
         )
         data = await self._request(
             "POST",

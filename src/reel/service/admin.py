@@ -12,12 +12,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, LedgerEntry, Task
-from reel.service import keys, ledger, tasks
+from reel.service import keys, ledger, lifecycle, tasks
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter, TaskNotFound, TaskNotRetryable
 from reel.types import Aspect, Mode, TaskStatus, Tier
 
-RETRY_OF = "retryOf"
+RETRY_OF = tasks.RETRY_OF
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,9 @@ def retry(services: Services, task_id: str) -> Task:
         surface=old.surface,
         credits=old.credits,
         source_image_key=old.image_key,
-        extra={RETRY_OF: old.id},
+        extra={**lifecycle.request_extra(old, drop=frozenset({RETRY_OF})), RETRY_OF: old.id},
+        model=old.model,
+        size=(old.width, old.height),
     )
     return tasks.create(services, detail.key, cmd)
 

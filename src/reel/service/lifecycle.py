@@ -88,6 +88,16 @@ def heartbeat(
 ENGINE_STATE = "engine_state"
 
 
+#: Keys of ``Task.extra`` that workers write about one run (operator-only facts and resumable
+#: state). They describe how a task ran, not what was asked, so new tasks never copy them.
+RUN_EXTRA_KEYS = frozenset({ENGINE_STATE, "upstream"})
+
+
+def request_extra(task: Task, *, drop: frozenset[str] = frozenset()) -> dict[str, object]:
+    """What ``task.extra`` says about the request itself, for a retry or remix to carry over."""
+    return {k: v for k, v in (task.extra or {}).items() if k not in RUN_EXTRA_KEYS | drop}
+
+
 def engine_state(task: Task) -> Mapping[str, object]:
     state = (task.extra or {}).get(ENGINE_STATE)
     return state if isinstance(state, dict) else {}

@@ -8,7 +8,7 @@ from pathlib import Path
 from reel.db.models import ApiKey
 from reel.media.errors import MediaError
 from reel.media.previews import last_frame_png
-from reel.service import retention, tasks
+from reel.service import lifecycle, retention, tasks
 from reel.service.context import Services
 from reel.service.errors import GenerationFailed, MediaExpired, VideoNotReady
 from reel.storage import StorageError
@@ -31,7 +31,7 @@ def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) 
             start_image = last_frame_png(video)
         except (StorageError, MediaError) as exc:
             raise GenerationFailed("The source video could not be read") from exc
-    extra = {k: v for k, v in source.extra.items() if k != "callBackUrl"}
+    extra = lifecycle.request_extra(source, drop=frozenset({"callBackUrl", tasks.RETRY_OF}))
     extra.update(remixedFrom=source.id, sourcePrompt=source.prompt)
     return tasks.NewTask(
         prompt=prompt,

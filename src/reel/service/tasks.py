@@ -31,6 +31,8 @@ from reel.storage.naming import input_image_key
 from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+#: ``Task.extra`` key linking an operator's retry to the failed task it repeats.
+RETRY_OF = "retryOf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,17 @@ from pathlib import Path
 from sqlalchemy import delete, update
 
 from reel.db.models import Task, Worker
-from reel.engines.base import Engine, EngineError, GenerationRequest, Interrupted
+from reel.engines.base import (
+    Engine,
+    EngineConfigError,
+    EngineError,
+    GenerationRequest,
+    Interrupted,
+)
 from reel.engines.registry import load_engine
 from reel.media.previews import spritesheet, thumbnail
 from reel.service import lifecycle
+from reel.service.catalog import ModelSpec
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
@@ -26,6 +33,7 @@ from reel.storage.naming import preview_keys
 from reel.types import Mode, Stage
 from reel.worker.progress import ProgressReporter
 
+_MISCONFIGURED = "The model serving this task is misconfigured; the operator has been notified"
 log = logging.getLogger("reel.worker")
 
 
@@ -117,22 +125,38 @@ class Runner:
             except Interrupted as stop:
                 self._interrupted(lease, stop.reason)
                 return
+            except EngineConfigError as exc:
+                # Operator details (paths, packages) go to the log, not to the user.
+                log.error("task %s: model %r is misconfigured: %s", task.id, task.model, exc)
+                self._settle_failure(
+                    lease, _MISCONFIGURED, retryable=False, engine=self._label(task.model, spec)
+                )
+                return
             except EngineError as exc:
                 log.warning("task %s failed in engine: %s", task.id, exc.message)
                 self._settle_failure(
-                    lease, exc.message, retryable=exc.retryable, engine=spec.engine
+                    lease,
+                    exc.message,
+                    retryable=exc.retryable,
+                    engine=self._label(task.model, spec),
                 )
                 return
             except StorageError as exc:
                 log.error("task %s: storing the video failed: %s", task.id, exc)
                 self._settle_failure(
-                    lease, "Storing the video failed", retryable=False, engine=spec.engine
+                    lease,
+                    "Storing the video failed",
+                    retryable=False,
+                    engine=self._label(task.model, spec),
                 )
                 return
             except Exception:
                 log.exception("task %s crashed", task.id)
                 self._settle_failure(
-                    lease, "Video generation failed", retryable=False, engine=spec.engine
+                    lease,
+                    "Video generation failed",
+                    retryable=False,
+                    engine=self._label(task.model, spec),
                 )
                 return
         elapsed = self._clock() - started
@@ -151,6 +175,11 @@ class Runner:
         else:
             log.info("task %s completed in %.1fs", task.id, elapsed)
         self._set_current(None)
+
+    def _label(self, model: str, spec: ModelSpec) -> str:
+        """The engine name users see: the loaded engine's own label, else the models file's."""
+        engine = self._engines.get(model)
+        return engine.name if engine is not None else spec.engine
 
     def _request(
         self, task: Task, work: Path, params: object, lease: lifecycle.Lease

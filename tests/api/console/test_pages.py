@@ -139,8 +139,11 @@ def test_create_key_shows_the_secret_once(admin_client: TestClient) -> None:
         admin_client.get("/api/sora-2/account", headers=auth(secret.group(1))).json()["credits"]
         == 42
     )
+    hook = re.search(r'<code id="webhook-secret"[^>]*>(whsec_[^<]+)</code>', r.text)
+    assert hook is not None
     for path in ("/admin/keys", "/admin", "/admin/tasks"):
-        assert secret.group(1) not in admin_client.get(path).text
+        page = admin_client.get(path).text
+        assert secret.group(1) not in page and hook.group(1) not in page
     bad = admin_client.post("/admin/keys", data={"csrf": csrf, "name": " ", "credits": "1"})
     assert bad.status_code == 400 and "name must be" in bad.text
     bad = admin_client.post("/admin/keys", data={"csrf": csrf, "name": "x", "credits": "lots"})
