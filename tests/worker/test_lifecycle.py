@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from reel.db.models import LedgerEntry, Task
 from reel.engines.base import Interrupted
+from reel.queue import claim_task
 from reel.service import lifecycle, tasks
 from reel.service.context import Services
 from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
@@ -46,9 +47,21 @@ def ledger_kinds(services: Services, task_id: str) -> list[str]:
 
 
 def claim(services: Services, worker_id: str = "w1") -> Task | None:
+    """The embedded queue's pull claim; with a pushing queue, the claim of a delivered id."""
     with services.db.write() as session:
-        return services.dispatcher.claim(
-            session, worker_id=worker_id, models=["sandbox"], lease_until=time.time() + 5
+        if not services.dispatcher.pushes:
+            return services.dispatcher.claim(
+                session, worker_id=worker_id, models=["sandbox"], lease_until=time.time() + 5
+            )
+        oldest = session.scalars(
+            select(Task.id).where(Task.status == TaskStatus.QUEUED).order_by(Task.created_at)
+        ).first()
+        return claim_task(
+            session,
+            oldest or "none",
+            worker_id=worker_id,
+            models=["sandbox"],
+            lease_until=time.time() + 5,
         )
 
 

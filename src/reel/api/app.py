@@ -89,7 +89,8 @@ def create_app(
         app.state.limiter = RateLimiter(
             create=settings.rate_limit_create,
             status=settings.rate_limit_status,
-            storage_uri=settings.rate_limit_storage,
+            storage_uri=settings.resolved_rate_limit_storage,
+            key_prefix=settings.redis_prefix,
         )
         for name, spec in svc.catalog.models.items():
             if spec.engine == "sandbox":

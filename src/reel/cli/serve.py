@@ -19,6 +19,18 @@ from reel.worker.supervisor import Supervisor
 log = logging.getLogger("reel")
 
 
+def _load_settings() -> Settings:
+    """Settings for a long-running process; refuses ones other machines would disagree with."""
+    settings = Settings()
+    problems = settings.deployment_problems()
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo("see docs/deploy.md", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -31,7 +43,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API and supervise generation worker processes."""
-    settings = Settings()
+    settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
     prepare_database(services)
@@ -59,7 +71,15 @@ def serve(
 
 def worker(
     processes: Annotated[
-        int, typer.Option("--processes", "-p", help="Worker processes to run.")
+        int,
+        typer.Option(
+            "--concurrency",
+            "--processes",
+            "-c",
+            "-p",
+            min=1,
+            help="Tasks run at once, each in its own worker process (one per GPU).",
+        ),
     ] = 1,
     models: Annotated[
         str | None,
@@ -69,7 +89,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run generation workers only (no API)."""
-    settings = Settings()
+    settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
     prepare_database(services)
@@ -92,7 +112,7 @@ def worker(
 
 
 def migrate() -> None:
-    """Apply database migrations and exit."""
+    """Apply database migrations (and, on PostgreSQL, the job queue's schema) and exit."""
     settings = Settings()
     configure_logging(settings.log_level)
     services = build_services(settings)

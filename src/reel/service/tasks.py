@@ -78,7 +78,7 @@ def create(services: Services, key: ApiKey, cmd: NewTask) -> Task:
                 prompt=cmd.prompt,
                 image_key=image_key,
                 seed=secrets.randbelow(2**31),
-                priority=0,
+                priority=services.settings.priority_for(cmd.tier),
                 credits=cost,
                 extra=dict(cmd.extra),
                 stage=Stage.QUEUED,
@@ -200,12 +200,15 @@ def cancel(services: Services, key: ApiKey, task_id: str) -> Task:
             ).rowcount
             if done:
                 ledger.refund_task(session, task.id, note="canceled")
+                services.dispatcher.cancel(session, task)
         elif task.status == TaskStatus.RUNNING:
-            session.execute(
+            flagged = session.execute(
                 update(Task)
                 .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
                 .values(cancel_requested=True)
-            )
+            ).rowcount
+            if flagged:
+                services.dispatcher.cancel(session, task)
         elif task.status != TaskStatus.CANCELED:
             raise TaskNotCancelable()
         session.refresh(task)
