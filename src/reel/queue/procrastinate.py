@@ -122,8 +122,13 @@ class ProcrastinateDispatcher:
                 self.enqueue(session, task)
         return len(orphans)
 
-    def claim(  # noqa: ARG002 - the Protocol's signature
-        self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
+    def claim(
+        self,
+        session: Session,  # noqa: ARG002 - the Protocol's signature
+        *,
+        worker_id: str,  # noqa: ARG002
+        models: Sequence[str],  # noqa: ARG002
+        lease_until: float,  # noqa: ARG002
     ) -> Task | None:
         raise QueueUnavailable(
             "with procrastinate, tasks are delivered to `reel worker`; nothing is pulled"
