@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel import __version__
 from reel.api import errors
-from reel.api.routes import health, media, seed
+from reel.api.metrics import Metrics, MetricsMiddleware
+from reel.api.routes import health, media, metrics, seed
 from reel.api.schemas.seed import CheckStatusRequest, GenerateRequest
 from reel.config import Settings
 from reel.db.migrate import ensure_current, upgrade
@@ -86,6 +87,7 @@ def create_app(
         svc = services or build_services(settings)
         prepare_database(svc)
         app.state.services = svc
+        app.state.metrics = Metrics(svc)
         app.state.limiter = RateLimiter(
             create=settings.rate_limit_create,
             status=settings.rate_limit_status,
@@ -118,9 +120,11 @@ def create_app(
     )
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(seed.router)
     app.include_router(media.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

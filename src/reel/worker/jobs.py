@@ -110,22 +110,10 @@ async def _serve(runner: Runner) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
         with runner.registered():
-            keepalive = asyncio.create_task(_keep_alive(runner))
             try:
                 await worker
             except asyncio.CancelledError:
                 pass
-            finally:
-                keepalive.cancel()
-
-
-async def _keep_alive(runner: Runner) -> None:
-    while True:
-        await asyncio.sleep(runner.settings.heartbeat_seconds)
-        try:
-            await asyncio.to_thread(runner.touch)
-        except Exception:
-            log.warning("could not refresh worker %s heartbeat row", runner.worker_id)
 
 
 def run_one(runner: Runner) -> bool:

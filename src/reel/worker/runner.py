@@ -59,7 +59,6 @@ class Runner:
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._clock = clock
-        self._last_touch = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *, drain: bool = True) -> None:
@@ -73,12 +72,20 @@ class Runner:
 
     @contextmanager
     def registered(self) -> Iterator[None]:
-        """Advertise this worker (heartbeat row) while serving; release engines after."""
+        """Advertise this worker (heartbeat row, refreshed by a thread even while a long task
+        runs) while serving; release engines after."""
         self._register()
         log.info("worker %s serving models %s", self.worker_id, ", ".join(self.models))
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._keep_alive, args=(done,), name="reel-worker-heartbeat", daemon=True
+        )
+        beat.start()
         try:
             yield
         finally:
+            done.set()
+            beat.join(5)
             self._unregister()
             for engine in self._engines.values():
                 engine.close()
@@ -89,7 +96,6 @@ class Runner:
             while not self._stop.is_set():
                 if not self.run_once():
                     self._stop.wait(self.settings.poll_seconds)
-                self.touch()
 
     def run_once(self) -> bool:
         """Claim and run one task. ``False`` when nothing was waiting."""
@@ -278,14 +284,18 @@ class Runner:
             )
 
     def touch(self) -> None:
-        """Refresh this worker's heartbeat row (at most every ``heartbeat_seconds``)."""
-        if self._clock() - self._last_touch < self.settings.heartbeat_seconds:
-            return
-        self._last_touch = self._clock()
+        """Refresh this worker's heartbeat row."""
         with self.services.db.write() as session:
             session.execute(
                 update(Worker).where(Worker.id == self.worker_id).values(last_seen=now())
             )
+
+    def _keep_alive(self, done: threading.Event) -> None:
+        while not done.wait(self.settings.heartbeat_seconds):
+            try:
+                self.touch()
+            except Exception as exc:  # the database may be briefly away; try again next beat
+                log.warning("worker %s: heartbeat row not refreshed: %s", self.worker_id, exc)
 
     def _set_current(self, task_id: str | None) -> None:
         t = now()
