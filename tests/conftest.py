@@ -49,6 +49,7 @@ def scaled(postgres: real.Postgres, s3: real.S3Server) -> Iterator[real.Scaled]:
     env = real.scaled_env(postgres, s3, public_url="http://testserver")
     yield env
     real.delete_redis_prefix(env.env["REEL_REDIS_PREFIX"])
+    postgres.release(env.database_url)
 
 
 @pytest.fixture

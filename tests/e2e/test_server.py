@@ -65,6 +65,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     )
     yield scaled.env
     real.delete_redis_prefix(scaled.env["REEL_REDIS_PREFIX"])
+    request.getfixturevalue("postgres").release(scaled.database_url)
 
 
 @pytest.fixture
