@@ -123,9 +123,7 @@ def tasks_by_status(session: Session) -> dict[str, int]:
 
 def generation_times(session: Session) -> list[GenerationTimes]:
     seconds = Task.generation_seconds
-    columns = [
-        func.sum(case((seconds <= bound, 1), else_=0)) for bound in GENERATION_BUCKETS
-    ]
+    columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in GENERATION_BUCKETS]
     rows = session.execute(
         select(Task.engine, func.count(), func.sum(seconds), *columns)
         .where(Task.status == TaskStatus.COMPLETED, seconds.is_not(None))
