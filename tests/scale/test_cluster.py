@@ -247,7 +247,7 @@ def test_sigkill_worker_midway_task_completes_on_the_other_worker_charged_once(
     [victim] = [w for w in pair if w.owns(pid)]
     victim.kill()
     cluster.wait_status([tid], "completed", timeout=60)
-    status, attempts, finisher = cluster.statuses([tid])[tid]
+    _, attempts, finisher = cluster.statuses([tid])[tid]
     assert attempts == 2 and finisher != holder
     assert cluster.charges([tid]) == {tid: ["charge"]}
     for w in pair:
