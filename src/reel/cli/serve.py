@@ -11,9 +11,9 @@ import uvicorn
 
 from reel.api.app import create_app, prepare_database
 from reel.config import Settings
-from reel.db.migrate import upgrade
+from reel.db.migrate import StaleSchema, upgrade
 from reel.logs import configure_logging
-from reel.service.context import build_services
+from reel.service.context import Services, build_services
 from reel.worker.supervisor import Supervisor
 
 log = logging.getLogger("reel")
@@ -31,6 +31,15 @@ def _load_settings() -> Settings:
     return settings
 
 
+def _prepare(services: Services) -> None:
+    try:
+        prepare_database(services)
+    except StaleSchema as exc:
+        services.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -46,7 +55,7 @@ def serve(
     settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
-    prepare_database(services)
+    _prepare(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
     supervisor = Supervisor(services, processes=count) if count else None
     # The supervisor runs with the app's lifespan: on SIGTERM uvicorn stops accepting, finishes
@@ -92,7 +101,7 @@ def worker(
     settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
-    prepare_database(services)
+    _prepare(services)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     if names:
         unknown = set(names) - set(services.catalog.models)
