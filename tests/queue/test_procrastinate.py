@@ -261,3 +261,25 @@ def test_reaped_task_is_announced_again(services: Services) -> None:
     assert Runner(services).run_once() is True
     done = task_row(services, task.id)
     assert done.status == TaskStatus.COMPLETED and done.attempts == 2
+
+
+def test_recover_leaves_jobs_of_live_workers_and_replaces_those_of_dead_ones(
+    services: Services, stalled_job: tuple[Task, int]
+) -> None:
+    _, worker_id = stalled_job
+    with services.db.write() as session:  # the fetching worker is alive: its claim is coming
+        session.execute(
+            text("UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = :w"),
+            {"w": worker_id},
+        )
+        assert services.dispatcher.recover(session) == 0
+    with services.db.write() as session:  # it died between fetching the job and claiming
+        session.execute(
+            text(
+                "UPDATE procrastinate_workers"
+                " SET last_heartbeat = now() - interval '1 minute' WHERE id = :w"
+            ),
+            {"w": worker_id},
+        )
+        assert services.dispatcher.recover(session) == 1
+    assert Runner(services).run_once() is True

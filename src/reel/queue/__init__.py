@@ -12,7 +12,9 @@ __all__ = ["Dispatcher", "LocalDispatcher", "claim_task", "open_dispatcher"]
 
 def open_dispatcher(settings: Settings) -> Dispatcher:
     if settings.resolved_queue == "procrastinate":
-        from reel.queue.procrastinate import ProcrastinateDispatcher, make_app
+        from reel.queue.procrastinate import ProcrastinateDispatcher, make_app, stalled_seconds
 
-        return ProcrastinateDispatcher(make_app(settings))
+        return ProcrastinateDispatcher(
+            make_app(settings), stalled_seconds=stalled_seconds(settings)
+        )
     return LocalDispatcher()

@@ -38,15 +38,24 @@ _PENDING_JOBS: Final = text(
     "SELECT id FROM procrastinate_jobs"
     " WHERE args->>'task_id' = :task_id AND status IN ('todo', 'doing')"
 )
+# Queued tasks that no job will bring to a worker: none waiting, and none being delivered to a
+# worker that is still alive (a job is fetched a moment before its task is claimed).
 _ORPHANS: Final = text(
     "SELECT t.id FROM tasks t WHERE t.status = 'queued' AND NOT EXISTS ("
     " SELECT 1 FROM procrastinate_jobs j"
-    " WHERE j.status = 'todo' AND j.args->>'task_id' = t.id)"
+    " LEFT JOIN procrastinate_workers w ON w.id = j.worker_id"
+    " WHERE j.args->>'task_id' = t.id AND (j.status = 'todo' OR (j.status = 'doing'"
+    " AND w.last_heartbeat > now() - make_interval(secs => :stalled))))"
 )
 
 
 class QueueUnavailable(RuntimeError):
     """The procrastinate queue cannot be used with this installation or database."""
+
+
+def stalled_seconds(settings: Settings) -> float:
+    """A worker silent this long is dead to the queue: its jobs are retried or replaced."""
+    return max(4 * settings.heartbeat_seconds, 5.0)
 
 
 def conninfo(settings: Settings) -> str:
@@ -91,8 +100,9 @@ class ProcrastinateDispatcher:
     #: procrastinate delivers task ids to the workers of each model's queue.
     pushes = True
 
-    def __init__(self, app: procrastinate.App) -> None:
+    def __init__(self, app: procrastinate.App, *, stalled_seconds: float) -> None:
         self.app = app
+        self.stalled_seconds = stalled_seconds
 
     def enqueue(self, session: Session, task: Task) -> None:
         self.app.configure_task(
@@ -115,7 +125,7 @@ class ProcrastinateDispatcher:
         whose job was lost. A task announced twice runs once (the second claim finds it
         taken)."""
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _RECOVER_LOCK})
-        orphans = session.scalars(_ORPHANS).all()
+        orphans = session.scalars(_ORPHANS, {"stalled": self.stalled_seconds}).all()
         for task_id in orphans:
             task = session.get(Task, task_id)
             if task is not None:

@@ -18,17 +18,12 @@ from procrastinate.job_context import AbortReason as JobAbortReason
 from procrastinate.job_context import JobContext
 
 from reel.config import Settings
-from reel.queue.procrastinate import MAINTENANCE_QUEUE, TASK_NAME, make_app
+from reel.queue.procrastinate import MAINTENANCE_QUEUE, TASK_NAME, make_app, stalled_seconds
 from reel.worker.runner import Runner
 
 log = logging.getLogger("reel.worker")
 
 _RETRY_STALLED: Final = "reel.retry_stalled_jobs"
-
-
-def stalled_seconds(settings: Settings) -> float:
-    """A worker silent this long is dead to procrastinate: its running jobs get retried."""
-    return max(4 * settings.heartbeat_seconds, 5.0)
 
 
 def build_app(settings: Settings, *, maintenance: bool) -> procrastinate.App:
@@ -87,6 +82,9 @@ def _worker_options(runner: Runner) -> dict[str, Any]:
 
 def serve(runner: Runner) -> None:
     """Run jobs of the runner's models until SIGTERM/SIGINT, then drain."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # procrastinate logs every job start and end at INFO; Reel logs the task outcomes
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     asyncio.run(_serve(runner))
 
 
