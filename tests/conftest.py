@@ -16,7 +16,9 @@ from tests import services as real
 from tests.factories import make_key
 
 #: Test packages that run twice, embedded and scaled out, declare
-#: ``backend = pytest.fixture(params=BACKENDS)(backend_param)`` in their conftest.py.
+#: ``backend = pytest.fixture(params=BACKENDS)(backend_param)`` in their conftest.py; a module
+#: inside one that must stay embedded-only defines its own ``backend`` fixture returning
+#: ``"embedded"``.
 BACKENDS = ["embedded", pytest.param("scaled", marks=pytest.mark.services)]
 
 
