@@ -112,6 +112,30 @@ class Settings(BaseSettings):
     #: Deliveries sent at once by one API process; 0 turns the delivery loop off there.
     webhook_concurrency: int = Field(default=4, ge=0)
 
+    # --- scale-out (PostgreSQL + procrastinate, Redis, S3) ------------------------------
+    #: ``auto``: procrastinate on PostgreSQL, the embedded task-table queue on SQLite.
+    queue: Literal["auto", "local", "procrastinate"] = "auto"
+    #: Redis for per-key rate limits shared by every API process (``redis://host:6379/0``).
+    redis_url: str | None = None
+    #: Prefix of every Redis key Reel writes.
+    redis_prefix: str = "reel"
+    #: Where videos, previews and input images live.
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    #: Key prefix inside the bucket (e.g. ``reel/``).
+    s3_prefix: str = ""
+    #: S3-compatible endpoint (MinIO, R2, …); default: AWS.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    #: Credentials; default: boto3's usual chain (environment, config files, instance role).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    #: Queue priority per tier, ``tier=N`` comma-separated; higher runs first (default 0).
+    tier_priorities: CommaList = ()
+    #: When set, ``GET /metrics`` requires ``Authorization: Bearer <token>``.
+    metrics_token: SecretStr | None = None
+
     @field_validator(
         "image_fetch_allow_hosts",
         "webhook_allow_hosts",
@@ -137,10 +161,71 @@ class Settings(BaseSettings):
         value = os.environ.get(name)
         return SecretStr(value) if value else None
 
+    @field_validator("tier_priorities", mode="before")
+    @classmethod
+    def _split_priorities(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        if isinstance(value, tuple | list):
+            for item in value:
+                tier, sep, number = str(item).partition("=")
+                if not sep or not tier.strip() or not number.strip().lstrip("-").isdigit():
+                    raise ValueError(f"tier_priorities: expected tier=N, got {item!r}")
+        return value
+
+    def priority_for(self, tier: str) -> int:
+        for item in self.tier_priorities:
+            name, _, number = item.partition("=")
+            if name.strip() == tier:
+                return int(number)
+        return 0
+
+    @property
+    def resolved_queue(self) -> Literal["local", "procrastinate"]:
+        if self.queue == "auto":
+            return "local" if self.is_sqlite else "procrastinate"
+        return self.queue
+
+    @property
+    def resolved_rate_limit_storage(self) -> str:
+        """An explicit ``rate_limit_storage`` wins; else Redis when configured; else memory."""
+        if self.rate_limit_storage != "memory://" or not self.redis_url:
+            return self.rate_limit_storage
+        return self.redis_url
+
+    @property
+    def scaled_out(self) -> bool:
+        """State lives outside this machine: processes elsewhere must agree with this one."""
+        return not self.is_sqlite
+
+    def deployment_problems(self) -> list[str]:
+        """Settings that would make processes on several machines disagree."""
+        problems: list[str] = []
+        if self.scaled_out:
+            if self.secret_key is None:
+                problems.append(
+                    "REEL_SECRET_KEY must be set (the same value on every machine) "
+                    "when REEL_DATABASE_URL is not SQLite"
+                )
+            if not self.public_url:
+                problems.append(
+                    "REEL_PUBLIC_URL must be set (the address clients reach the API at) "
+                    "when REEL_DATABASE_URL is not SQLite"
+                )
+        if self.resolved_queue == "procrastinate" and self.is_sqlite:
+            problems.append("REEL_QUEUE=procrastinate needs a PostgreSQL REEL_DATABASE_URL")
+        if self.storage == "s3" and not self.s3_bucket:
+            problems.append("REEL_STORAGE=s3 needs REEL_S3_BUCKET")
+        return problems
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            url = self.database_url
+            for plain in ("postgres://", "postgresql://"):  # psycopg 3 is the driver we ship
+                if url.startswith(plain):
+                    return "postgresql+psycopg://" + url[len(plain) :]
+            return url
         return f"sqlite:///{(self.data_dir / 'reel.db').resolve()}"
 
     @property

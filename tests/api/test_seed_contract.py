@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -27,6 +28,13 @@ def balance(services: Services, key_id: str) -> int:
 
 def key_id_of(client: TestClient, key: str) -> str:
     return str(client.get("/api/sora-2/account", headers=auth(key)).json()["keyId"])
+
+
+def get_media(client: TestClient, url: str, **kwargs: object) -> httpx.Response:
+    """Local storage links are served by the app; S3 links by the bucket."""
+    if url.startswith(str(client.base_url)):
+        return client.get(url, **kwargs)  # type: ignore[arg-type]
+    return httpx.get(url, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 def assert_error(resp: object, status: int, code: str) -> dict[str, object]:
@@ -91,9 +99,9 @@ def test_completed_status_and_refund_on_failure(
     s = client.post(STATUS, json={"taskId": tid}, headers=auth(issued.key)).json()
     assert s["status"] == "completed" and s["creditsUsed"] == 4 and s["engine"] == "sandbox"
     assert isinstance(s["generationTime"], int)
-    video = client.get(s["videoUrl"])
+    video = get_media(client, s["videoUrl"])
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
-    ranged = client.get(s["videoUrl"], headers={"Range": "bytes=0-99"})
+    ranged = get_media(client, s["videoUrl"], headers={"Range": "bytes=0-99"})
     assert ranged.status_code == 206 and len(ranged.content) == 100
 
     tid2 = client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"]

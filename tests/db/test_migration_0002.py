@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from reel.db.base import Base
-from reel.db.migrate import _config, current_revision, upgrade
+from reel.db.migrate import _config, current_revision, head_revision, upgrade
 
 
 def test_upgrade_fills_secrets_and_downgrades(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_upgrade_fills_secrets_and_downgrades(tmp_path: Path) -> None:
             )
         )
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
         secrets = conn.execute(text("SELECT webhook_secret FROM api_keys")).scalars().all()
         balance = conn.execute(text("SELECT balance FROM api_keys WHERE id = 'key_a'")).scalar()

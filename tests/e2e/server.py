@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 
 def free_port() -> int:
@@ -40,6 +42,8 @@ class ReelServer:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
+        if self.env.get("REEL_PUBLIC_URL") == "auto":  # scaled out: this process's own address
+            self.env["REEL_PUBLIC_URL"] = self.url
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
@@ -54,8 +58,7 @@ class ReelServer:
                 "serve",
                 "--port",
                 str(self.port),
-                "--workers",
-                str(self.workers),
+                *(["--no-workers"] if self.workers == 0 else ["--workers", str(self.workers)]),
             ],
             env=self.env,
             stdout=log,
@@ -73,6 +76,19 @@ class ReelServer:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("REEL_DATABASE_URL") or f"sqlite:///{self.data_dir / 'reel.db'}"
+
+    def query(self, sql: str, **params: object) -> list[tuple[object, ...]]:
+        """Rows from the server's database (SQLite file or PostgreSQL)."""
+        engine = create_engine(self.database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(sql), params)]
+        finally:
+            engine.dispose()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from reel.media.video import probe
+from tests import services as real
+from tests.conftest import BACKENDS
 from tests.e2e.server import ReelServer
 from tests.imageserver import image_server, png_bytes
 
@@ -40,20 +42,35 @@ def wait_final(
 
 
 def ledger(server: ReelServer) -> list[tuple[str, str, int]]:
-    with sqlite3.connect(server.data_dir / "reel.db") as db:
-        return db.execute(
-            "SELECT task_id, kind, amount FROM ledger_entries WHERE task_id IS NOT NULL ORDER BY id"
-        ).fetchall()
+    return server.query(  # type: ignore[return-value]
+        "SELECT task_id, kind, amount FROM ledger_entries WHERE task_id IS NOT NULL ORDER BY id"
+    )
 
 
 def task_rows(server: ReelServer) -> dict[str, tuple[str, int]]:
-    with sqlite3.connect(server.data_dir / "reel.db") as db:
-        return {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, status, attempts FROM tasks")}
+    rows = server.query("SELECT id, status, attempts FROM tasks")
+    return {str(r[0]): (str(r[1]), int(r[2])) for r in rows}  # type: ignore[call-overload]
+
+
+@pytest.fixture(params=BACKENDS)
+def deployment(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Environment of the servers under test: embedded, or PostgreSQL + procrastinate + Redis +
+    S3 (each test its own database, Redis prefix and bucket)."""
+    if request.param == "embedded":
+        yield {}
+        return
+    real.check_redis()
+    scaled = real.scaled_env(
+        request.getfixturevalue("postgres"), request.getfixturevalue("s3"), public_url="auto"
+    )
+    yield scaled.env
+    real.delete_redis_prefix(scaled.env["REEL_REDIS_PREFIX"])
+    request.getfixturevalue("postgres").release(scaled.database_url)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> ReelServer:
-    with ReelServer(tmp_path / "data", workers=2) as srv:
+def server(tmp_path: Path, deployment: dict[str, str]) -> ReelServer:
+    with ReelServer(tmp_path / "data", workers=2, **deployment) as srv:
         yield srv  # type: ignore[misc]
 
 
@@ -100,8 +117,11 @@ def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: 
         assert info.frames == round(seconds * info.fps)
 
 
-def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None:
-    srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="3").start()
+def test_sigkill_midway_then_restart_finishes_everything(
+    tmp_path: Path, deployment: dict[str, str]
+) -> None:
+    env = {**deployment, "REEL_SANDBOX_DELAY": "3"}
+    srv = ReelServer(tmp_path / "data", workers=1, **env).start()
     key = str(srv.create_key(credits=100)["key"])
     ids = [
         str(
@@ -118,7 +138,7 @@ def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None
         time.sleep(0.1)
     srv.stop(signal.SIGKILL)
     assert any(status == "running" for status, _ in task_rows(srv).values())
-    restarted = ReelServer(srv.data_dir, workers=1, REEL_SANDBOX_DELAY="0.2")
+    restarted = ReelServer(srv.data_dir, workers=1, **{**env, "REEL_SANDBOX_DELAY": "0.2"})
     with restarted:
         for tid in ids:
             assert wait_final(restarted, key, tid)["status"] == "completed"
@@ -129,8 +149,10 @@ def test_sigkill_midway_then_restart_finishes_everything(tmp_path: Path) -> None
     assert not [e for e in entries if e[1] == "refund"]
 
 
-def test_sigterm_drains_running_task_without_spending_attempt(tmp_path: Path) -> None:
-    srv = ReelServer(tmp_path / "data", workers=1, REEL_SANDBOX_DELAY="5").start()
+def test_sigterm_drains_running_task_without_spending_attempt(
+    tmp_path: Path, deployment: dict[str, str]
+) -> None:
+    srv = ReelServer(tmp_path / "data", workers=1, **deployment, REEL_SANDBOX_DELAY="5").start()
     key = str(srv.create_key(credits=10)["key"])
     tid = str(
         post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"}).json()[
@@ -143,7 +165,7 @@ def test_sigterm_drains_running_task_without_spending_attempt(tmp_path: Path) ->
     time.sleep(0.5)
     assert srv.stop(signal.SIGTERM) is not None
     assert task_rows(srv)[tid] == ("queued", 0)
-    with ReelServer(srv.data_dir, workers=1) as again:
+    with ReelServer(srv.data_dir, workers=1, **deployment) as again:
         assert wait_final(again, key, tid)["status"] == "completed"
     assert task_rows(srv)[tid] == ("completed", 1)
 
@@ -181,8 +203,8 @@ def _hammer(args: tuple[str, str, int]) -> list[int]:
     return codes
 
 
-def test_concurrent_creations_never_overdraw(tmp_path: Path) -> None:
-    env = {"REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000"}
+def test_concurrent_creations_never_overdraw(tmp_path: Path, deployment: dict[str, str]) -> None:
+    env = {**deployment, "REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000"}
     with ReelServer(tmp_path / "data", workers=0, **env) as srv:
         key = str(srv.create_key(credits=40)["key"])
         with ProcessPoolExecutor(4) as pool:
@@ -191,8 +213,7 @@ def test_concurrent_creations_never_overdraw(tmp_path: Path) -> None:
     assert codes.count(200) == 10 and codes.count(402) == 38, codes
     entries = ledger(srv)
     assert sum(amount for _, _, amount in entries) == -40
-    with sqlite3.connect(srv.data_dir / "reel.db") as db:
-        assert db.execute("SELECT balance FROM api_keys").fetchone() == (0,)
+    assert srv.query("SELECT balance FROM api_keys") == [(0,)]
 
 
 def test_cli_keys_and_credits(tmp_path: Path) -> None:
@@ -214,6 +235,7 @@ def test_cli_keys_and_credits(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_seed_javascript_example_runs_unchanged(server: ReelServer, tmp_path: Path) -> None:
     text = SEED.read_text()
     start = text.index("async function generateVideo()")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import update
 
 from reel.db.models import Task
 from reel.service import lifecycle, tasks
 from reel.service.context import Services
 from reel.types import Aspect, Mode, Tier
-from tests.factories import make_key
+from tests.factories import claim_next, make_key
 
 
 def claimed(services: Services) -> tuple[str, lifecycle.Lease]:
@@ -27,12 +25,9 @@ def claimed(services: Services) -> tuple[str, lifecycle.Lease]:
         extra={"client_ref": "abc"},
     )
     task_id = tasks.create(services, key, cmd).id
-    with services.db.write() as session:
-        task = services.dispatcher.claim(
-            session, worker_id="w", models=["sandbox"], lease_until=time.time() + 5
-        )
-        assert task is not None
-        return task_id, lifecycle.lease_of(task)
+    task = claim_next(services, "w")
+    assert task is not None
+    return task_id, lifecycle.lease_of(task)
 
 
 def extra(services: Services, task_id: str) -> dict[str, object]:

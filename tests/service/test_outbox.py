@@ -9,7 +9,7 @@ from reel.service import keys, lifecycle, tasks, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.types import Aspect, Mode, Tier
-from tests.factories import make_key
+from tests.factories import claim_next, make_key
 
 T2V = tasks.NewTask("A fox", Mode.TEXT_TO_VIDEO, Tier.SORA2, Aspect.PORTRAIT, 10)
 
@@ -21,12 +21,9 @@ def events(services: Services) -> list[tuple[str, str]]:
 
 
 def claimed(services: Services) -> tuple[Task, lifecycle.Lease]:
-    with services.db.write() as session:
-        task = services.dispatcher.claim(
-            session, worker_id="w1", models=["sandbox"], lease_until=now() + 60
-        )
-        assert task is not None
-        return task, lifecycle.lease_of(task)
+    task = claim_next(services, "w1", lease=60)
+    assert task is not None
+    return task, lifecycle.lease_of(task)
 
 
 def test_reaper_lease_loss_and_queue_expiry_emit_failed(services: Services) -> None:

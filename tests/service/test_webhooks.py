@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from reel.db.models import WebhookDelivery
+from reel.db.models import Task, WebhookDelivery
 from reel.service import delivery, keys, pricing, tasks, webhooks
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter
@@ -103,7 +103,12 @@ def test_delivery_loop_retries_then_succeeds(services: Services) -> None:
     event = Webhook(issued.webhook_secret).verify(
         receiver.received[-1].body, receiver.received[-1].headers
     )
-    assert event["data"]["videoUrl"].startswith("http://reel.test/media/videos/" + task.id)
+    with svc.db.read() as session:
+        video_key = session.get(Task, task.id).video_key  # type: ignore[union-attr]
+    expected = svc.storage.url(video_key or "", base_url="http://reel.test", expires_in=60)
+    # the same stored object, through this deployment's kind of link (signed route or S3)
+    assert event["data"]["videoUrl"].split("?")[0] == expected.split("?")[0]
+    assert task.id in event["data"]["videoUrl"]
     [row] = delivery.list_deliveries(svc)
     assert row.status == "succeeded" and row.attempts == 3 and row.last_response == '{"ok": true}'
 

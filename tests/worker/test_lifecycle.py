@@ -16,7 +16,7 @@ from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
 from reel.worker.progress import ProgressReporter
 from reel.worker.runner import Runner
 from tests.conftest import with_settings
-from tests.factories import make_key
+from tests.factories import claim_next, make_key
 
 CMD = tasks.NewTask(
     prompt="a fox", mode=Mode.TEXT_TO_VIDEO, tier=Tier.SORA2, aspect=Aspect.PORTRAIT, duration_s=10
@@ -46,10 +46,7 @@ def ledger_kinds(services: Services, task_id: str) -> list[str]:
 
 
 def claim(services: Services, worker_id: str = "w1") -> Task | None:
-    with services.db.write() as session:
-        return services.dispatcher.claim(
-            session, worker_id=worker_id, models=["sandbox"], lease_until=time.time() + 5
-        )
+    return claim_next(services, worker_id)
 
 
 def test_runner_completes_and_stores_previews(services: Services) -> None:

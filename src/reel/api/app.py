@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel import __version__
 from reel.api import console, errors
-from reel.api.routes import health, media, openai, seed
+from reel.api.metrics import Metrics, MetricsMiddleware
+from reel.api.routes import health, media, metrics, openai, seed
 from reel.api.schemas.openai import CreateVideoRequest, OpenAIError, RemixVideoRequest
 from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 from reel.config import Settings
@@ -89,10 +90,12 @@ def create_app(
         svc = services or build_services(settings)
         prepare_database(svc)
         app.state.services = svc
+        app.state.metrics = Metrics(svc)
         app.state.limiter = RateLimiter(
             create=settings.rate_limit_create,
             status=settings.rate_limit_status,
-            storage_uri=settings.rate_limit_storage,
+            storage_uri=settings.resolved_rate_limit_storage,
+            key_prefix=settings.redis_prefix,
         )
         for name, spec in svc.catalog.models.items():
             if spec.engine == "sandbox":
@@ -120,10 +123,12 @@ def create_app(
     )
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(seed.router)
     app.include_router(openai.router)
     app.include_router(media.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     console.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from reel import __version__
-from reel.cli import admin, generate, serve, webhooks
+from reel.cli import admin, generate, observe, serve, webhooks
 
 app = typer.Typer(
     name="reel",
@@ -17,6 +17,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker)
 app.command("migrate")(serve.migrate)
+app.command("workers")(observe.workers)
+app.command("queue")(observe.queue)
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.credits_app, name="credits")
 app.add_typer(webhooks.webhooks_app, name="webhooks")

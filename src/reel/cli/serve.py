@@ -11,13 +11,34 @@ import uvicorn
 
 from reel.api.app import Background, create_app, prepare_database
 from reel.config import Settings
-from reel.db.migrate import upgrade
+from reel.db.migrate import StaleSchema, upgrade
 from reel.logs import configure_logging
-from reel.service.context import build_services
+from reel.service.context import Services, build_services
 from reel.service.delivery import DeliveryLoop
 from reel.worker.supervisor import Supervisor
 
 log = logging.getLogger("reel")
+
+
+def _load_settings() -> Settings:
+    """Settings for a long-running process; refuses ones other machines would disagree with."""
+    settings = Settings()
+    problems = settings.deployment_problems()
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo("see docs/deploy.md", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+def _prepare(services: Services) -> None:
+    try:
+        prepare_database(services)
+    except StaleSchema as exc:
+        services.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def serve(
@@ -32,10 +53,10 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API and supervise generation worker processes."""
-    settings = Settings()
+    settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
-    prepare_database(services)
+    _prepare(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
     supervisor = Supervisor(services, processes=count) if count else None
     # Webhook deliveries run in this process, never in a generation worker.
@@ -72,7 +93,15 @@ def _url_host(host: str) -> str:
 
 def worker(
     processes: Annotated[
-        int, typer.Option("--processes", "-p", help="Worker processes to run.")
+        int,
+        typer.Option(
+            "--concurrency",
+            "--processes",
+            "-c",
+            "-p",
+            min=1,
+            help="Tasks run at once, each in its own worker process (one per GPU).",
+        ),
     ] = 1,
     models: Annotated[
         str | None,
@@ -82,10 +111,10 @@ def worker(
     ] = None,
 ) -> None:
     """Run generation workers only (no API)."""
-    settings = Settings()
+    settings = _load_settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
-    prepare_database(services)
+    _prepare(services)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     if names:
         unknown = set(names) - set(services.catalog.models)
@@ -105,7 +134,7 @@ def worker(
 
 
 def migrate() -> None:
-    """Apply database migrations and exit."""
+    """Apply database migrations (and, on PostgreSQL, the job queue's schema) and exit."""
     settings = Settings()
     configure_logging(settings.log_level)
     services = build_services(settings)

@@ -34,7 +34,9 @@ def make_engine(settings: Settings) -> Engine:
         )
         _install_sqlite_hooks(engine, settings.db_busy_timeout)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pre_ping replaces connections the server dropped (restart, failover, idle timeout)
+    # before a request uses them; pool_recycle bounds a connection's age.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
@@ -89,7 +91,15 @@ def _translate_busy() -> Iterator[None]:
         text = str(exc.orig).lower()
         if "database is locked" in text or "database is busy" in text:
             raise DatabaseBusy("the database is busy") from exc
+        if exc.connection_invalidated or _is_postgres_operational(exc):
+            # connection lost, server restarting, serialization failure or deadlock: nothing
+            # was committed, so the client may safely retry.
+            raise DatabaseBusy("the database is unavailable") from exc
         raise
+
+
+def _is_postgres_operational(exc: OperationalError) -> bool:
+    return type(exc.orig).__module__.startswith("psycopg")
 
 
 def open_database(settings: Settings) -> Database:

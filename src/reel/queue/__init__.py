@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from reel.config import Settings
 from reel.queue.base import Dispatcher
+from reel.queue.claim import claim_task
 from reel.queue.local import LocalDispatcher
 
-__all__ = ["Dispatcher", "LocalDispatcher", "open_dispatcher"]
+__all__ = ["Dispatcher", "LocalDispatcher", "claim_task", "open_dispatcher"]
 
 
-def open_dispatcher(settings: Settings) -> Dispatcher:  # noqa: ARG001 - scale-out picks by settings
+def open_dispatcher(settings: Settings) -> Dispatcher:
+    if settings.resolved_queue == "procrastinate":
+        from reel.queue.procrastinate import ProcrastinateDispatcher, make_app, stalled_seconds
+
+        return ProcrastinateDispatcher(
+            make_app(settings), stalled_seconds=stalled_seconds(settings)
+        )
     return LocalDispatcher()

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
-from reel.types import Stage, TaskStatus
+from reel.queue.claim import claim_where
+from reel.types import TaskStatus
 
 
 class LocalDispatcher:
+    #: Workers look for queued rows themselves.
+    pushes = False
+
     def enqueue(self, session: Session, task: Task) -> None:
         """Nothing to do: workers poll the table for queued rows."""
+
+    def cancel(self, session: Session, task: Task) -> None:
+        """Nothing to do: the task row's status and cancel flag are all workers read."""
+
+    def recover(self, session: Session) -> int:  # noqa: ARG002 - the Protocol's signature
+        """Nothing can be lost: the table is the queue."""
+        return 0
 
     def claim(
         self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
@@ -26,17 +37,6 @@ class LocalDispatcher:
             .limit(1)
             .scalar_subquery()
         )
-        task_id = session.execute(
-            update(Task)
-            .where(Task.id == candidate, Task.status == TaskStatus.QUEUED)
-            .values(
-                status=TaskStatus.RUNNING,
-                worker_id=worker_id,
-                lease_until=lease_until,
-                attempts=Task.attempts + 1,
-                stage=Stage.LOADING,
-                percent=0.0,
-            )
-            .returning(Task.id)
-        ).scalar_one_or_none()
-        return None if task_id is None else session.get(Task, task_id, populate_existing=True)
+        return claim_where(
+            session, Task.id == candidate, worker_id=worker_id, lease_until=lease_until
+        )

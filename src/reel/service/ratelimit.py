@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from reel.service.clock import now
-from reel.service.errors import RateLimited
+from reel.service.errors import RateLimited, ServiceBusy
 
 
 class Bucket(StrEnum):
@@ -41,12 +42,23 @@ class Quota:
 
 
 class RateLimiter:
-    def __init__(self, *, create: str, status: str, storage_uri: str = "memory://") -> None:
+    def __init__(
+        self,
+        *,
+        create: str,
+        status: str,
+        storage_uri: str = "memory://",
+        key_prefix: str = "reel",
+    ) -> None:
         self._items: dict[Bucket, RateLimitItem] = {
             Bucket.CREATE: parse(create),
             Bucket.STATUS: parse(status),
         }
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        options: dict[str, str | bool] = {}
+        if storage_uri.startswith(("redis", "rediss")):
+            # Shared by every API process; a Redis outage answers 503 instead of a stack trace.
+            options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
 
     def item(self, bucket: Bucket) -> RateLimitItem:
         return self._items[bucket]
@@ -54,7 +66,10 @@ class RateLimiter:
     def hit(self, bucket: Bucket, key_id: str) -> Quota:
         """Count one request; raise :class:`RateLimited` (with the quota) when over."""
         item = self._items[bucket]
-        allowed = self._limiter.hit(item, bucket.value, key_id)
+        try:
+            allowed = self._limiter.hit(item, bucket.value, key_id)
+        except StorageError as exc:
+            raise _unavailable() from exc
         quota = self.peek(bucket, key_id)
         if not allowed:
             raise RateLimited(
@@ -66,9 +81,16 @@ class RateLimiter:
 
     def peek(self, bucket: Bucket, key_id: str) -> Quota:
         item = self._items[bucket]
-        stats = self._limiter.get_window_stats(item, bucket.value, key_id)
+        try:
+            stats = self._limiter.get_window_stats(item, bucket.value, key_id)
+        except StorageError as exc:
+            raise _unavailable() from exc
         reset_in = max(0, math.ceil(stats.reset_time - now()))
         return Quota(item.amount, max(0, stats.remaining), reset_in, item.get_expiry())
+
+
+def _unavailable() -> ServiceBusy:
+    return ServiceBusy("The rate limit store is unavailable; retry shortly")
 
 
 def _window_text(item: RateLimitItem) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from reel.db.models import ApiKey, Task
 from reel.media.errors import MediaError
 from reel.media.images import decode_image, fetch_image
+from reel.queue import Dispatcher
 from reel.service import ledger, pricing, retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
@@ -107,7 +108,7 @@ def create(
                 prompt=cmd.prompt,
                 image_key=image_key,
                 seed=secrets.randbelow(2**31),
-                priority=0,
+                priority=services.settings.priority_for(cmd.tier),
                 credits=cost,
                 extra=dict(cmd.extra),
                 stage=Stage.QUEUED,
@@ -260,12 +261,14 @@ def cancel(services: Services, key: ApiKey, task_id: str) -> Task:
         task = get(session, key, task_id)
         if task.status in FINAL_STATUSES and task.status != TaskStatus.CANCELED:
             raise TaskNotCancelable()
-        _cancel(session, task)
+        _cancel(session, task, services.dispatcher)
         session.refresh(task)
         return task
 
 
-def _cancel(session: Session, task: Task) -> None:
+def _cancel(session: Session, task: Task, dispatcher: Dispatcher) -> None:
+    """Queued: canceled, refunded and its job withdrawn now. Running: flagged (and the queue
+    asked to abort it); the worker stops at its next step and refunds then."""
     if task.status == TaskStatus.QUEUED:
         done = session.execute(
             update(Task)
@@ -281,12 +284,15 @@ def _cancel(session: Session, task: Task) -> None:
         if done:
             ledger.refund_task(session, task.id, note="canceled")
             webhooks.record_event(session, task.id, TaskStatus.CANCELED)
+            dispatcher.cancel(session, task)
     elif task.status == TaskStatus.RUNNING:
-        session.execute(
+        flagged = session.execute(
             update(Task)
             .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
             .values(cancel_requested=True)
-        )
+        ).rowcount
+        if flagged:
+            dispatcher.cancel(session, task)
 
 
 def delete(services: Services, key: ApiKey, task_id: str) -> Task:
@@ -294,7 +300,7 @@ def delete(services: Services, key: ApiKey, task_id: str) -> Task:
     first (a running one's files, if it still finishes, go with the next retention sweep)."""
     with services.db.write() as session:
         task = get(session, key, task_id)
-        _cancel(session, task)
+        _cancel(session, task, services.dispatcher)
         session.execute(update(Task).where(Task.id == task.id).values(deleted_at=now()))
         session.refresh(task)
     if task.status in FINAL_STATUSES:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Literal, TypeAlias
 
 from reel.engines.base import Interrupted
 from reel.service import lifecycle
@@ -19,6 +20,10 @@ from reel.service.context import Services
 from reel.types import Stage
 
 _MIN_WRITE_INTERVAL = 0.5
+
+#: Polled between steps when a queue can ask a running task to stop: ``"canceled"`` (its
+#: owner canceled it), ``"draining"`` (the worker is shutting down) or ``None``.
+AbortReason: TypeAlias = Callable[[], Literal["canceled", "draining"] | None]
 
 
 class ProgressReporter:
@@ -30,12 +35,14 @@ class ProgressReporter:
         draining: threading.Event,
         lease_seconds: float,
         heartbeat_seconds: float,
+        abort_reason: AbortReason | None = None,
     ) -> None:
         self._services = services
         self._lease = lease
         self._draining = draining
         self._lease_seconds = lease_seconds
         self._heartbeat_seconds = heartbeat_seconds
+        self._abort_reason = abort_reason
         self._lock = threading.Lock()
         self._stage = Stage.LOADING
         self._percent = 0.0
@@ -57,6 +64,10 @@ class ProgressReporter:
             raise Interrupted(self._stop_reason)
         if self._draining.is_set():
             raise Interrupted("draining")
+        if self._abort_reason is not None:
+            reason = self._abort_reason()
+            if reason is not None:
+                raise Interrupted(reason)
 
     def _beat(self) -> None:
         with self._lock:

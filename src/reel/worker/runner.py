@@ -9,7 +9,8 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import delete, update
@@ -24,14 +25,15 @@ from reel.engines.base import (
 )
 from reel.engines.registry import load_engine
 from reel.media.previews import spritesheet, thumbnail
+from reel.queue import claim_task
 from reel.service import lifecycle
 from reel.service.catalog import ModelSpec
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
 from reel.storage.naming import preview_keys
-from reel.types import Mode, Stage
-from reel.worker.progress import ProgressReporter
+from reel.types import Mode, Stage, TaskStatus
+from reel.worker.progress import AbortReason, ProgressReporter
 
 _MISCONFIGURED = "The model serving this task is misconfigured; the operator has been notified"
 log = logging.getLogger("reel.worker")
@@ -62,7 +64,6 @@ class Runner:
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._clock = clock
-        self._last_touch = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *, drain: bool = True) -> None:
@@ -70,21 +71,43 @@ class Runner:
             self._draining.set()
         self._stop.set()
 
-    def run_forever(self) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @contextmanager
+    def registered(self) -> Iterator[None]:
+        """Advertise this worker (heartbeat row, refreshed by a thread even while a long task
+        runs) while serving; release engines after."""
         self._register()
         log.info("worker %s serving models %s", self.worker_id, ", ".join(self.models))
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._keep_alive, args=(done,), name="reel-worker-heartbeat", daemon=True
+        )
+        beat.start()
         try:
-            while not self._stop.is_set():
-                if not self.run_once():
-                    self._stop.wait(self.settings.poll_seconds)
-                self._touch()
+            yield
         finally:
+            done.set()
+            beat.join(5)
             self._unregister()
             for engine in self._engines.values():
                 engine.close()
 
+    def run_forever(self) -> None:
+        """The embedded queue's loop: claim queued rows until stopped."""
+        with self.registered():
+            while not self._stop.is_set():
+                if not self.run_once():
+                    self._stop.wait(self.settings.poll_seconds)
+
     def run_once(self) -> bool:
         """Claim and run one task. ``False`` when nothing was waiting."""
+        if self.services.dispatcher.pushes:
+            from reel.worker.jobs import run_one  # the queue delivers; take one delivery
+
+            return run_one(self)
         lease_until = now() + self.settings.lease_seconds
         with self.services.db.write() as session:
             open_models = lifecycle.models_with_capacity(session, self._concurrency)
@@ -100,8 +123,32 @@ class Runner:
         self._run(task, lease)
         return True
 
+    def run_task(self, task_id: str, *, abort_reason: AbortReason | None = None) -> bool:
+        """Run the task a queue delivered, if it is still queued for one of our models.
+
+        ``False`` when there was nothing to do: a repeated delivery, a task already canceled
+        or finished, or one another worker holds. ``abort_reason`` is polled between steps.
+        """
+        lease_until = now() + self.settings.lease_seconds
+        with self.services.db.write() as session:
+            task = claim_task(
+                session,
+                task_id,
+                worker_id=self.worker_id,
+                models=self.models,
+                lease_until=lease_until,
+            )
+            if task is None:
+                return False
+            lease = lifecycle.lease_of(task)
+            lifecycle.start(session, lease)
+        self._run(task, lease, abort_reason=abort_reason)
+        return True
+
     # --- one task ----------------------------------------------------------------------------
-    def _run(self, task: Task, lease: lifecycle.Lease) -> None:
+    def _run(
+        self, task: Task, lease: lifecycle.Lease, *, abort_reason: AbortReason | None = None
+    ) -> None:
         self._set_current(task.id)
         reporter = ProgressReporter(
             self.services,
@@ -109,6 +156,7 @@ class Runner:
             draining=self._draining,
             lease_seconds=self.settings.lease_seconds,
             heartbeat_seconds=self.settings.heartbeat_seconds,
+            abort_reason=abort_reason,
         )
         started = self._clock()
         spec = self.services.catalog.models[task.model]
@@ -123,18 +171,23 @@ class Runner:
                 video_key = f"videos/{task.id}-a{lease.attempt}.mp4"
                 self._store(output.path, video_key)
             except Interrupted as stop:
-                self._interrupted(lease, stop.reason)
+                self._interrupted(task, lease, stop.reason)
                 return
             except EngineConfigError as exc:
                 # Operator details (paths, packages) go to the log, not to the user.
                 log.error("task %s: model %r is misconfigured: %s", task.id, task.model, exc)
                 self._settle_failure(
-                    lease, _MISCONFIGURED, retryable=False, engine=self._label(task.model, spec)
+                    task,
+                    lease,
+                    _MISCONFIGURED,
+                    retryable=False,
+                    engine=self._label(task.model, spec),
                 )
                 return
             except EngineError as exc:
                 log.warning("task %s failed in engine: %s", task.id, exc.message)
                 self._settle_failure(
+                    task,
                     lease,
                     exc.message,
                     retryable=exc.retryable,
@@ -144,6 +197,7 @@ class Runner:
             except StorageError as exc:
                 log.error("task %s: storing the video failed: %s", task.id, exc)
                 self._settle_failure(
+                    task,
                     lease,
                     "Storing the video failed",
                     retryable=False,
@@ -153,6 +207,7 @@ class Runner:
             except Exception:
                 log.exception("task %s crashed", task.id)
                 self._settle_failure(
+                    task,
                     lease,
                     "Video generation failed",
                     retryable=False,
@@ -233,23 +288,24 @@ class Runner:
         for key in (video_key, *preview_keys(video_key)):
             self.services.storage.delete(key)
 
-    def _interrupted(self, lease: lifecycle.Lease, reason: str) -> None:
+    def _interrupted(self, task: Task, lease: lifecycle.Lease, reason: str) -> None:
         with self.services.db.write() as session:
             if reason == "canceled":
                 lifecycle.cancel_running(session, lease)
                 log.info("task %s canceled", lease.task_id)
             elif reason == "draining":
-                lifecycle.release(session, lease)
+                if lifecycle.release(session, lease):
+                    self.services.dispatcher.enqueue(session, task)
                 log.info("task %s handed back (draining)", lease.task_id)
             else:
                 log.warning("task %s: lease lost; stopped", lease.task_id)
         self._set_current(None)
 
     def _settle_failure(
-        self, lease: lifecycle.Lease, message: str, *, retryable: bool, engine: str
+        self, task: Task, lease: lifecycle.Lease, message: str, *, retryable: bool, engine: str
     ) -> None:
         with self.services.db.write() as session:
-            lifecycle.fail(
+            outcome = lifecycle.fail(
                 session,
                 lease,
                 code="GENERATION_FAILED",
@@ -257,6 +313,8 @@ class Runner:
                 retryable=retryable,
                 engine=engine,
             )
+            if outcome is TaskStatus.QUEUED:
+                self.services.dispatcher.enqueue(session, task)
         self._set_current(None)
 
     def _engine(self, model: str) -> Engine:
@@ -282,14 +340,19 @@ class Runner:
                 )
             )
 
-    def _touch(self) -> None:
-        if self._clock() - self._last_touch < self.settings.heartbeat_seconds:
-            return
-        self._last_touch = self._clock()
+    def touch(self) -> None:
+        """Refresh this worker's heartbeat row."""
         with self.services.db.write() as session:
             session.execute(
                 update(Worker).where(Worker.id == self.worker_id).values(last_seen=now())
             )
+
+    def _keep_alive(self, done: threading.Event) -> None:
+        while not done.wait(self.settings.heartbeat_seconds):
+            try:
+                self.touch()
+            except Exception as exc:  # the database may be briefly away; try again next beat
+                log.warning("worker %s: heartbeat row not refreshed: %s", self.worker_id, exc)
 
     def _set_current(self, task_id: str | None) -> None:
         t = now()

@@ -44,7 +44,12 @@ def child_main(settings_data: dict[str, object], models: list[str] | None) -> No
     signal.signal(signal.SIGTERM, _drain)
     signal.signal(signal.SIGINT, _drain)
     try:
-        runner.run_forever()
+        if services.dispatcher.pushes:
+            from reel.worker.jobs import serve  # procrastinate delivers this worker's tasks
+
+            serve(runner)
+        else:
+            runner.run_forever()
     finally:
         services.close()
 
@@ -128,6 +133,8 @@ class Supervisor:
     def reap(self) -> lifecycle.Reaped:
         with self.services.db.write() as session:
             reaped = lifecycle.reap(session, max_queue_wait=self.settings.max_queue_wait)
+            # Requeued tasks (and any whose message was lost) are announced again.
+            recovered = self.services.dispatcher.recover(session)
             session.execute(
                 delete(Worker).where(
                     Worker.last_seen
@@ -138,6 +145,8 @@ class Supervisor:
             ids = getattr(reaped, name)
             if ids:
                 log.warning("reaper %s %d task(s): %s", name, len(ids), ", ".join(ids))
+        if recovered:
+            log.warning("re-announced %d queued task(s) to the queue", recovered)
         retention.sweep(self.services)
         return reaped
 

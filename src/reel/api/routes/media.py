@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from reel.api.deps import ServicesDep
 from reel.service.errors import Expired, NotFound, ReelError
@@ -28,7 +28,7 @@ _TYPES = {".mp4": "video/mp4", ".webp": "image/webp", ".jpg": "image/jpeg", ".pn
     },
     summary="A stored video or preview, through a signed link",
 )
-def media(key: str, exp: int, sig: str, services: ServicesDep) -> FileResponse:
+def media(key: str, exp: int, sig: str, services: ServicesDep) -> Response:
     storage = services.storage
     if not isinstance(storage, LocalStorage) or not verify(
         services.settings.signing_key, key, exp, sig
@@ -39,10 +39,21 @@ def media(key: str, exp: int, sig: str, services: ServicesDep) -> FileResponse:
     return file_response(storage, key)
 
 
-def file_response(storage: Storage, key: str, *, missing: ReelError | None = None) -> FileResponse:
-    """A stored file, served with range support; ``missing`` (default 404) when it is gone."""
-    path = storage.path(key) if isinstance(storage, LocalStorage) else None
-    if path is None or not path.is_file():
+#: Lifetime of the presigned link a download route redirects to on object storage.
+_REDIRECT_TTL = 300
+
+
+def file_response(storage: Storage, key: str, *, missing: ReelError | None = None) -> Response:
+    """A stored file, served with range support; ``missing`` (default 404) when it is gone.
+
+    Local files are streamed from here; objects in S3-compatible storage are served by the
+    bucket itself, through a short-lived presigned link (clients follow the 307)."""
+    if not isinstance(storage, LocalStorage):
+        if not storage.exists(key):
+            raise missing or NotFound()
+        return RedirectResponse(storage.url(key, base_url="", expires_in=_REDIRECT_TTL), 307)
+    path = storage.path(key)
+    if not path.is_file():
         raise missing or NotFound()
     return FileResponse(
         path,

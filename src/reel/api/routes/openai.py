@@ -238,6 +238,7 @@ _VARIANTS = ("video", "thumbnail", "spritesheet")
     response_class=FileResponse,
     responses={
         200: {"content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}}},
+        307: {"description": "On object storage: a short-lived presigned link to the file"},
         **_errors(400, 401, 404, 410, 429, 500, 503),
     },
     summary="Download the MP4, its WebP thumbnail or its JPEG spritesheet",
@@ -247,7 +248,7 @@ def download_content(
     key: StatusKey,
     services: ServicesDep,
     variant: Annotated[Literal["video", "thumbnail", "spritesheet"], Query()] = "video",
-) -> FileResponse:
+) -> Response:
     task = _visible(services, key, video_id)
     if task.status != TaskStatus.COMPLETED or not task.video_key:
         raise VideoNotReady()

@@ -1,0 +1,118 @@
+"""Prometheus metrics: request counters of this process, and task/queue/worker gauges read from
+the database at scrape time (so every API process reports the same cluster-wide numbers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reel.service import stats
+from reel.service.context import Services
+
+
+class DatabaseCollector(Collector):
+    """Computed per scrape from the task table and the workers' heartbeat rows."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[Metric]:
+        services = self._services
+        heartbeat = services.settings.heartbeat_seconds
+        with services.db.read() as session:
+            by_status = stats.tasks_by_status(session)
+            queues = stats.queues(
+                session, models=list(services.catalog.models), heartbeat_seconds=heartbeat
+            )
+            times = stats.generation_times(session)
+        tasks = GaugeMetricFamily("reel_tasks", "Tasks by status.", labels=["status"])
+        for status, n in by_status.items():
+            tasks.add_metric([status], n)
+        yield tasks
+        depth = GaugeMetricFamily("reel_queue_depth", "Queued tasks by model.", labels=["model"])
+        running = GaugeMetricFamily(
+            "reel_tasks_running", "Running tasks by model.", labels=["model"]
+        )
+        oldest = GaugeMetricFamily(
+            "reel_queue_oldest_wait_seconds",
+            "How long the oldest queued task of each model has waited (0 when none).",
+            labels=["model"],
+        )
+        alive = GaugeMetricFamily(
+            "reel_workers_alive", "Live workers serving each model.", labels=["model"]
+        )
+        for q in queues:
+            depth.add_metric([q.model], q.queued)
+            running.add_metric([q.model], q.running)
+            oldest.add_metric([q.model], q.oldest_wait or 0.0)
+            alive.add_metric([q.model], q.workers)
+        yield from (depth, running, oldest, alive)
+        generation = HistogramMetricFamily(
+            "reel_generation_seconds",
+            "Engine time of completed tasks, by engine.",
+            labels=["engine"],
+        )
+        for t in times:
+            buckets = [(_le(bound), float(n)) for bound, n in t.buckets]
+            buckets.append(("+Inf", float(t.count)))
+            generation.add_metric([t.engine], buckets, t.total_seconds)
+        yield generation
+
+
+def _le(bound: float) -> str:
+    return f"{bound:g}" if bound != int(bound) else f"{int(bound)}.0"
+
+
+class Metrics:
+    """One registry per app (tests build many apps in one process)."""
+
+    def __init__(self, services: Services) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "reel_http_requests",
+            "HTTP requests served by this process.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "reel_http_request_duration_seconds",
+            "Time to answer HTTP requests in this process.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.registry.register(DatabaseCollector(services))
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                method = scope.get("method", "GET")
+                metrics.requests.labels(method, route, str(status)).inc()
+                metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -1,0 +1,43 @@
+"""The claim: one guarded UPDATE that moves a queued task to running under a new lease.
+
+Both queues end here. The embedded one picks the next queued row itself; the distributed one
+names the task its job was about. Either way, only one claimer can win a row, and a second
+delivery of the same task finds nothing to claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.orm import Session
+
+from reel.db.models import Task
+from reel.types import Stage, TaskStatus
+
+
+def claim_where(
+    session: Session, guard: ColumnElement[bool], *, worker_id: str, lease_until: float
+) -> Task | None:
+    task_id = session.execute(
+        update(Task)
+        .where(guard, Task.status == TaskStatus.QUEUED)
+        .values(
+            status=TaskStatus.RUNNING,
+            worker_id=worker_id,
+            lease_until=lease_until,
+            attempts=Task.attempts + 1,
+            stage=Stage.LOADING,
+            percent=0.0,
+        )
+        .returning(Task.id)
+    ).scalar_one_or_none()
+    return None if task_id is None else session.get(Task, task_id, populate_existing=True)
+
+
+def claim_task(
+    session: Session, task_id: str, *, worker_id: str, models: Sequence[str], lease_until: float
+) -> Task | None:
+    """Claim ``task_id`` if it is still queued and one of ``models``; else ``None``."""
+    guard = (Task.id == task_id) & Task.model.in_(list(models))
+    return claim_where(session, guard, worker_id=worker_id, lease_until=lease_until)

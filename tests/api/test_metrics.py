@@ -1,0 +1,63 @@
+"""/metrics: Prometheus text with request counters and database-derived task/queue gauges."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from reel.api.app import create_app
+from reel.db.models import Worker
+from reel.service.clock import now
+from reel.service.context import Services
+from reel.worker.runner import Runner
+from tests.conftest import auth, with_settings
+from tests.factories import make_key
+
+T2V = {"prompt": "a fox", "mode": "textToVideo"}
+
+
+def scrape(
+    client: TestClient, **headers: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    r = client.get("/metrics", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_report_requests_tasks_queues_and_generation(
+    client: TestClient, services: Services
+) -> None:
+    key = make_key(services, credits=100).key
+    for _ in range(2):
+        assert client.post("/api/sora-2/generate", json=T2V, headers=auth(key)).status_code == 200
+    assert Runner(services).run_once()
+    with services.db.write() as session:
+        session.add(
+            Worker(
+                id="w-1", host="gpu-1", pid=1, models=["sandbox"], started_at=now(), last_seen=now()
+            )
+        )
+    m = scrape(client)
+    assert m[("reel_tasks", (("status", "queued"),))] == 1
+    assert m[("reel_tasks", (("status", "completed"),))] == 1
+    assert m[("reel_queue_depth", (("model", "sandbox"),))] == 1
+    assert m[("reel_queue_oldest_wait_seconds", (("model", "sandbox"),))] >= 0
+    assert m[("reel_workers_alive", (("model", "sandbox"),))] == 1
+    assert m[("reel_generation_seconds_count", (("engine", "sandbox"),))] == 1
+    assert m[("reel_generation_seconds_bucket", (("engine", "sandbox"), ("le", "+Inf")))] == 1
+    assert m[("reel_generation_seconds_sum", (("engine", "sandbox"),))] > 0
+    route = (("method", "POST"), ("route", "/api/sora-2/generate"), ("status", "200"))
+    assert m[("reel_http_requests_total", route)] == 2
+
+
+def test_metrics_token_guards_the_endpoint(services: Services) -> None:
+    guarded = with_settings(services, metrics_token="s3cret")
+    with TestClient(create_app(guarded.settings, services=guarded)) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers=auth("wrong")).status_code == 401
+        assert scrape(c, Authorization="Bearer s3cret")
