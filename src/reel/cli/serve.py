@@ -12,8 +12,10 @@ import uvicorn
 from reel.api.app import create_app, prepare_database
 from reel.config import Settings
 from reel.db.migrate import upgrade
+from reel.engines.base import EngineConfigError
 from reel.logs import configure_logging
-from reel.service.context import build_services
+from reel.service.context import Services, build_services
+from reel.worker.preflight import check_models
 from reel.worker.supervisor import Supervisor
 
 log = logging.getLogger("reel")
@@ -36,6 +38,8 @@ def serve(
     services = build_services(settings)
     prepare_database(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
+    if count:
+        _preflight(services, None)
     supervisor = Supervisor(services, processes=count) if count else None
     # The supervisor runs with the app's lifespan: on SIGTERM uvicorn stops accepting, finishes
     # in-flight requests, then the workers drain, all before the process exits.
@@ -78,6 +82,7 @@ def worker(
         unknown = set(names) - set(services.catalog.models)
         if unknown:
             raise typer.BadParameter(f"unknown models: {', '.join(sorted(unknown))}")
+    _preflight(services, names)
     supervisor = Supervisor(services, processes=processes, models=names)
 
     def _stop(signum: int, _frame: object) -> None:
@@ -89,6 +94,16 @@ def worker(
     supervisor.start()
     supervisor.wait()
     services.close()
+
+
+def _preflight(services: Services, models: list[str] | None) -> None:
+    """Refuse to start workers whose models cannot serve as configured (clear message, exit 2)."""
+    try:
+        check_models(services.catalog, models or list(services.catalog.models), services.settings)
+    except EngineConfigError as exc:
+        services.close()
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def migrate() -> None:

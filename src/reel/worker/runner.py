@@ -23,6 +23,7 @@ from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError
 from reel.types import Mode, Stage
+from reel.worker.preflight import check_models
 from reel.worker.progress import ProgressReporter
 
 log = logging.getLogger("reel.worker")
@@ -52,6 +53,7 @@ class Runner:
             raise ValueError(
                 f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
             )
+        check_models(services.catalog, self.models, self.settings)
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._engines: dict[str, Engine] = {}
         self._stop = threading.Event()
