@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-pytest.importorskip("diffusers", reason="needs the gpu extra: pip install '.[gpu]'")
-import torch
 from PIL import Image
 
 from reel.config import Settings
@@ -30,7 +27,10 @@ from reel.engines.diffusers_base import DiffusersEngine
 from reel.engines.registry import check_engine, load_engine
 from reel.media.video import probe, sample_frames
 from reel.types import Mode, Stage
-from tests.engines.conftest import FAST
+from tests.engines.tiny import FAST, require_gpu_extra
+
+torch = require_gpu_extra()
+pytestmark = pytest.mark.gpu
 
 
 @dataclass
@@ -114,10 +114,8 @@ def test_chained_10s_video_conditions_each_segment_on_the_last_frame(
     seen: list[tuple[int, np.ndarray | None, np.ndarray]] = []
     render = DiffusersEngine._render
 
-    def spy(
-        self: DiffusersEngine, pipes: Any, prompt: str, segment: Any, condition: Any, *a: Any
-    ) -> Any:
-        frames = render(self, pipes, prompt, segment, condition, *a)
+    def spy(self: DiffusersEngine, job: Any, segment: Any, condition: Any) -> Any:
+        frames = render(self, job, segment, condition)
         seen.append((segment.frames, condition, frames))
         return frames
 

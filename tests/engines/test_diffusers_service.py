@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("diffusers", reason="needs the gpu extra: pip install '.[gpu]'")
-import torch
 from fastapi.testclient import TestClient
 
 from reel.config import Settings
@@ -29,9 +26,12 @@ from reel.service.catalog import load_catalog
 from reel.service.context import Services
 from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
-from tests.engines.conftest import FAST
+from tests.engines.tiny import FAST, require_gpu_extra
 from tests.factories import make_key
 from tests.imageserver import image_server, png_bytes
+
+torch = require_gpu_extra()
+pytestmark = pytest.mark.gpu
 
 GEN = "/api/sora-2/generate"
 STATUS = "/api/sora-2/check-status"

@@ -94,24 +94,25 @@ class DiffusersEngine:
     vae_dtype_default: ClassVar[Dtype | None] = None
 
     def __init__(self, *, params: Mapping[str, object], settings: Settings) -> None:
-        require_packages(self.label, _PACKAGES)
         self._settings = settings
-        self._params = parse_params(
-            params, label=self.label, extra_keys=self.extra_keys, settings=settings
-        )
-        self._info = self._inspect(self._params)
-        segment_frames(self._params, self._info, label=self.label)
+        self._params, self._info = self._configure(params, settings)
         self._slot = _slot_for(self._slot_key())
 
     # --- startup check ---------------------------------------------------------------------
     @classmethod
     def check(cls, *, params: Mapping[str, object], settings: Settings) -> Capabilities:
         """Validate ``params`` and the model folders without loading weights."""
+        return cls._configure(params, settings)[1].capabilities
+
+    @classmethod
+    def _configure(
+        cls, params: Mapping[str, object], settings: Settings
+    ) -> tuple[DiffusersParams, ModelInfo]:
         require_packages(cls.label, _PACKAGES)
         p = parse_params(params, label=cls.label, extra_keys=cls.extra_keys, settings=settings)
         info = cls._inspect(p)
         segment_frames(p, info, label=cls.label)
-        return info.capabilities
+        return p, info
 
     # --- subclass hooks --------------------------------------------------------------------
     @classmethod
@@ -180,17 +181,19 @@ class DiffusersEngine:
             if req.image_path is None:
                 raise EngineError("Image-to-video needs a start image")
             start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
-        pipes = self._pipelines(progress)
         tracker = _Tracker(progress, geometry.plan)
-        seed = req.seed if p.seed is None else p.seed
-        extra = self._extra_call_kwargs(geometry)
-        steps = p.steps or self._info.defaults.steps
+        job = _Job(
+            pipes=self._pipelines(progress),
+            prompt=req.prompt,
+            geometry=geometry,
+            seed=req.seed if p.seed is None else p.seed,
+            steps=p.steps or self._info.defaults.steps,
+            tracker=tracker,
+        )
 
         def render(segment: Segment, condition: Frames | None) -> Frames:
             tracker.begin(segment)
-            return self._render(
-                pipes, req.prompt, segment, condition, geometry, seed, steps, extra, tracker
-            )
+            return self._render(job, segment, condition)
 
         try:
             with VideoWriter(
@@ -217,41 +220,29 @@ class DiffusersEngine:
             frames=geometry.plan.total,
         )
 
-    def _render(
-        self,
-        pipes: LoadedPipelines,
-        prompt: str,
-        segment: Segment,
-        condition: Frames | None,
-        geometry: Geometry,
-        seed: int,
-        steps: int,
-        extra: Mapping[str, object],
-        tracker: _Tracker,
-    ) -> Frames:
+    def _render(self, job: _Job, segment: Segment, condition: Frames | None) -> Frames:
+        """One pass: text-to-video, or image-to-video from ``condition``; uint8 frames."""
         import torch
 
         p = self._params
         kwargs: dict[str, object] = {
-            "prompt": prompt,
+            "prompt": job.prompt,
             "negative_prompt": p.negative_prompt or None,
-            "height": geometry.gen_height,
-            "width": geometry.gen_width,
+            "height": job.geometry.gen_height,
+            "width": job.geometry.gen_width,
             "num_frames": segment.frames,
-            "num_inference_steps": steps,
-            "guidance_scale": p.guidance
-            if p.guidance is not None
-            else self._info.defaults.guidance,
-            "generator": torch.Generator("cpu").manual_seed(seed + segment.index),
+            "num_inference_steps": job.steps,
+            "guidance_scale": self._info.defaults.guidance if p.guidance is None else p.guidance,
+            "generator": torch.Generator("cpu").manual_seed(job.seed + segment.index),
             "output_type": "np",
-            "callback_on_step_end": tracker.step_callback(steps),
-            **extra,
+            "callback_on_step_end": job.tracker.step_callback(job.steps),
+            **self._extra_call_kwargs(job.geometry),
         }
         if p.max_sequence_length is not None:
             kwargs["max_sequence_length"] = p.max_sequence_length
-        pipe = pipes.t2v
+        pipe = job.pipes.t2v
         if condition is not None:
-            pipe = pipes.i2v
+            pipe = job.pipes.i2v
             kwargs["image"] = Image.fromarray(condition)
         if pipe is None:
             mode = "text" if condition is None else "image"
@@ -354,6 +345,19 @@ def _slot_for(key: tuple[object, ...]) -> _Slot:
         if slot is None:
             slot = _SLOTS[key] = _Slot()
         return slot
+
+
+# --- one request -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    pipes: LoadedPipelines
+    prompt: str
+    geometry: Geometry
+    seed: int
+    steps: int
+    tracker: _Tracker
 
 
 # --- progress ------------------------------------------------------------------------------
