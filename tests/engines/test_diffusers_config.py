@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ from reel.engines.diffusers_config import (
     plan_geometry,
     require_packages,
 )
+from reel.engines.diffusers_ltx import LTXEngine
+from reel.engines.diffusers_wan import WanEngine
+from reel.service.catalog import load_catalog
 
 LABEL = "wan engine"
 EXTRA = {"i2v_model_dir", "guidance_2", "flow_shift"}
@@ -87,6 +91,7 @@ def test_full_params_parse() -> None:
         ({"model_dir": "/m", "seed": "random"}, "params.seed must be an integer"),
         ({"model_dir": "/m", "compile": "yes"}, "params.compile must be true or false"),
         ({"model_dir": 3}, "params.model_dir must be a directory path"),
+        ({"model_dir": "/m", "attention_backend": "sage_hub"}, "downloads kernels at run time"),
     ],
 )
 def test_bad_params_are_named(params: dict[str, object], message: str) -> None:
@@ -206,3 +211,30 @@ def test_segment_frames_must_suit_the_vae() -> None:
     p = parse({"model_dir": "/m", "segment_frames": 80})
     with pytest.raises(EngineConfigError, match=r"segment_frames must be 4k\+1.*e\.g\. 81"):
         plan_geometry(width=1280, height=720, duration_s=10, p=p, info=TI2V, label=LABEL)
+
+
+# --- the shipped example -------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "models.gpu.toml"
+
+
+def _uncommented(text: str) -> str:
+    """The example with its commented-out model tables switched on."""
+    return re.sub(r"^# (\[|\w+ = )", r"\1", text, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("text", [EXAMPLE.read_text(), _uncommented(EXAMPLE.read_text())])
+def test_example_models_file_is_valid(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    catalog = load_catalog(path)
+    settings = Settings(data_dir=tmp_path, models_file=path)
+    extras = {"wan": WanEngine.extra_keys, "ltx": LTXEngine.extra_keys}
+    for spec in catalog.models.values():
+        p = parse_params(
+            spec.params, label=spec.engine, extra_keys=extras[spec.engine], settings=settings
+        )
+        assert p.model_dir.is_absolute()
+    assert set(catalog.tiers.values()) <= set(catalog.models)
+    if text != EXAMPLE.read_text():
+        assert {"ltx-video", "wan21-1_3b"} <= set(catalog.models)

@@ -344,3 +344,25 @@ def test_loads_bfloat16_weights_with_a_float32_vae(
     assert pipes.i2v.transformer is pipes.t2v.transformer  # shared, not copied or cast
     assert e.generate(request(tmp_path), Sink()).frames == 20
     assert pipes.t2v.transformer.dtype == torch.bfloat16
+
+
+def test_speed_settings_apply(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    def first_frames(**params: object) -> np.ndarray:
+        e = engine(tmp_path, "wan", tiny_models["wan"], segment_frames=21, **params)
+        req = request(tmp_path, output_path=tmp_path / f"{len(_OPEN)}.mp4")
+        assert e.generate(req, Sink()).frames == 20
+        return np.stack(list(sample_frames(req.output_path, [0, 10, 19])))
+
+    default = first_frames()
+    # An output-preserving setting: PyTorch's own attention through diffusers' dispatcher.
+    np.testing.assert_array_equal(first_frames(attention_backend="native"), default)
+    # Memory settings and an opt-in cache still make the full video.
+    first_frames(vae_tiling=True, vae_slicing=True, first_block_cache=0.5)
+
+
+def test_unusable_attention_backend_is_a_config_error(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    e = engine(tmp_path, "ltx", tiny_models["ltx"], segment_frames=21, attention_backend="nope")
+    with pytest.raises(EngineConfigError, match="attention backend 'nope' is not usable"):
+        e.generate(request(tmp_path), Sink())

@@ -197,6 +197,13 @@ def parse_params(
     model_dir = r.path("model_dir")
     if model_dir is None:
         raise r.fail("model_dir", "is required: the diffusers model directory")
+    backend = r.text("attention_backend")
+    if backend is not None and backend.endswith("_hub"):
+        raise r.fail(
+            "attention_backend",
+            f"{backend!r} downloads kernels at run time; install the kernel package "
+            f"and use {backend.removesuffix('_hub')!r}",
+        )
     seed = params.get("seed")
     if seed is not None and seed != "request":
         seed = r.integer("seed", 0, 2**32 - 1)
@@ -218,7 +225,7 @@ def parse_params(
         vae_tiling=r.flag("vae_tiling", False),
         vae_slicing=r.flag("vae_slicing", False),
         compile=r.flag("compile", False),
-        attention_backend=r.text("attention_backend"),
+        attention_backend=backend,
         first_block_cache=r.number("first_block_cache", 0.0, 1.0) or 0.0,
         i2v_model_dir=r.path("i2v_model_dir"),
         guidance_2=r.number("guidance_2", 0.0, 30.0),
