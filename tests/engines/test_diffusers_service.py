@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,6 +27,8 @@ from reel.service.catalog import load_catalog
 from reel.service.context import Services
 from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
+from tests.e2e.server import ReelServer
+from tests.e2e.test_server import post, wait_final
 from tests.engines.tiny import FAST, require_gpu_extra
 from tests.factories import make_key
 from tests.imageserver import image_server, png_bytes
@@ -224,3 +227,29 @@ def test_cli_refuses_to_start_workers_on_a_broken_models_file(
     done = _reel("serve", "--port", "1", env={**env, "REEL_MODELS_FILE": str(missing)})
     assert done.returncode == 2, done.stderr
     assert f"model 'ltx': ltx engine: model directory {tmp_path / 'not-downloaded'}" in done.stderr
+
+
+def test_real_server_with_a_models_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """`reel serve` with REEL_MODELS_FILE: a worker process loads the model and serves tasks."""
+    models = tmp_path / "models.toml"
+    models.write_text(models_toml(tiny_models))
+    srv = ReelServer(tmp_path / "data", workers=1, REEL_MODELS_FILE=str(models))
+    with srv, image_server({"/p.png": (200, "image/png", png_bytes(120, 90))}) as base:
+        key = str(srv.create_key(credits=100)["key"])
+        bodies = [
+            {"modelTier": "sora2-pro-standard", "mode": "textToVideo"},  # chained, 1280x720
+            {"modelTier": "sora2", "mode": "imageToVideo", "imageUrls": [f"{base}/p.png"]},
+        ]
+        submitted = [
+            post(srv, GEN, key, {"prompt": "a fox", "aspectRatio": "landscape", **b}).json()
+            for b in bodies
+        ]
+        finals = [wait_final(srv, key, str(s["taskId"]), timeout=240) for s in submitted]
+        for n, final in enumerate(finals):
+            assert final["status"] == "completed" and final["engine"] == "wan", (final, srv.log())
+            video = httpx.get(str(final["videoUrl"]), timeout=30)
+            (tmp_path / f"{n}.mp4").write_bytes(video.content)
+    for n, size in enumerate([(1280, 720), (64, 32)]):
+        info = probe(tmp_path / f"{n}.mp4")
+        assert (info.width, info.height, info.frames) == (*size, 20)
+        assert info.duration_s == pytest.approx(10.0)
