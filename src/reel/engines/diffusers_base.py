@@ -20,10 +20,10 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -54,10 +54,12 @@ from reel.types import Mode, Stage
 
 if TYPE_CHECKING:
     import torch
+    from diffusers import DiffusionPipeline, ModelMixin
 
 __all__ = ["DiffusersEngine", "LoadedPipelines", "distinct"]
 
 log = logging.getLogger("reel.engines")
+_T = TypeVar("_T")
 
 #: The engine reports up to this; the worker reports storing at 99.
 _CEILING: Final = 98.0
@@ -72,14 +74,14 @@ _PACKAGES: Final = ("torch", "diffusers", "transformers", "accelerate")
 class LoadedPipelines:
     """The pipelines one engine drives, loaded once per worker process."""
 
-    #: Text-to-video pipeline.
-    t2v: Any
-    #: Image-to-video pipeline (may share every module with ``t2v``).
-    i2v: Any
+    #: Text-to-video pipeline (``None``: the model cannot do text-to-video).
+    t2v: DiffusionPipeline | None
+    #: Image-to-video pipeline, often sharing every module with ``t2v``.
+    i2v: DiffusionPipeline | None
     #: Distinct denoising transformers, for compile / attention backend / caching.
-    transformers: list[Any] = field(default_factory=list)
+    transformers: list[ModelMixin] = field(default_factory=list["ModelMixin"])
     #: Distinct VAEs, for tiling and slicing.
-    vaes: list[Any] = field(default_factory=list)
+    vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
 
 
 class DiffusersEngine:
@@ -360,6 +362,10 @@ class _Job:
     tracker: _Tracker
 
 
+#: diffusers' ``callback_on_step_end``: ``(pipe, step, timestep, kwargs) -> kwargs``.
+_StepCallback = Callable[[object, int, object, dict[str, object]], dict[str, object]]
+
+
 # --- progress ------------------------------------------------------------------------------
 
 
@@ -377,7 +383,7 @@ class _Tracker:
         self._share = self._shares[segment.index]
         self._report(Stage.GENERATING, 0.0)
 
-    def step_callback(self, steps: int) -> Any:
+    def step_callback(self, steps: int) -> _StepCallback:
         def on_step_end(
             _pipe: object, step: int, _timestep: object, callback_kwargs: dict[str, object]
         ) -> dict[str, object]:
@@ -404,9 +410,9 @@ class _Tracker:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def distinct(*objects: Any) -> list[Any]:
+def distinct(*objects: _T | None) -> list[_T]:
     """The non-``None`` objects, each once (pipelines share modules)."""
-    seen: dict[int, Any] = {}
+    seen: dict[int, _T] = {}
     for obj in objects:
         if obj is not None:
             seen.setdefault(id(obj), obj)

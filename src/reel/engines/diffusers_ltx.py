@@ -74,17 +74,24 @@ def _geometry_of(index: ModelIndex) -> tuple[int, int]:
     """(size multiple, temporal ratio), computed from the configs as diffusers does."""
     vae = read_config(index.path, "vae")
     transformer = read_config(index.path, "transformer")
-    try:
-        scaling = sum(bool(x) for x in vae.get("spatio_temporal_scaling") or ())  # type: ignore[union-attr]
-        spatial = vae.get("spatial_compression_ratio") or int(vae.get("patch_size", 4)) * 2**scaling  # type: ignore[call-overload]
-        temporal = (
-            vae.get("temporal_compression_ratio") or int(vae.get("patch_size_t", 1)) * 2**scaling
-        )  # type: ignore[call-overload]
-        patch = int(transformer.get("patch_size", 1))  # type: ignore[call-overload]
-    except (TypeError, ValueError) as exc:
-        raise EngineConfigError(
-            f"ltx engine: unexpected VAE/transformer config in {index.path}"
-        ) from exc
-    if not isinstance(spatial, int) or not isinstance(temporal, int):
+    scaling = vae.get("spatio_temporal_scaling") or []
+    if not isinstance(scaling, list):
         raise EngineConfigError(f"ltx engine: unexpected VAE config in {index.path}")
+    factor = 2 ** sum(bool(x) for x in scaling)
+    spatial = _int(vae, "spatial_compression_ratio", None, index) or (
+        _int(vae, "patch_size", 4, index) * factor
+    )
+    temporal = _int(vae, "temporal_compression_ratio", None, index) or (
+        _int(vae, "patch_size_t", 1, index) * factor
+    )
+    patch = _int(transformer, "patch_size", 1, index)
     return max(32, spatial * patch), temporal
+
+
+def _int(config: dict[str, object], key: str, default: int | None, index: ModelIndex) -> int:
+    value = config.get(key, default)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EngineConfigError(f"ltx engine: {key} in {index.path} is not an integer")
+    return value
