@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
@@ -48,7 +48,8 @@ from reel.engines.diffusers_config import (
     require_packages,
     segment_frames,
 )
-from reel.engines.segments import Frames, Segment, SegmentPlan, chain_segments
+from reel.engines.diffusers_progress import StepProgress
+from reel.engines.segments import Frames, Segment, chain_segments
 from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
 from reel.types import Mode, Stage
 
@@ -61,11 +62,6 @@ __all__ = ["DiffusersEngine", "LoadedPipelines", "distinct"]
 log = logging.getLogger("reel.engines")
 _T = TypeVar("_T")
 
-#: The engine reports up to this; the worker reports storing at 99.
-_CEILING: Final = 98.0
-#: Within one segment's share of the bar: denoising ends here, then decode, then encode.
-_DENOISE_END: Final = 0.85
-_DECODE_END: Final = 0.92
 #: Packages a diffusers engine cannot start without.
 _PACKAGES: Final = ("torch", "diffusers", "transformers", "accelerate")
 
@@ -183,7 +179,7 @@ class DiffusersEngine:
             if req.image_path is None:
                 raise EngineError("Image-to-video needs a start image")
             start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
-        tracker = _Tracker(progress, geometry.plan)
+        tracker = StepProgress(progress, geometry.plan)
         job = _Job(
             pipes=self._pipelines(progress),
             prompt=req.prompt,
@@ -359,52 +355,7 @@ class _Job:
     geometry: Geometry
     seed: int
     steps: int
-    tracker: _Tracker
-
-
-#: diffusers' ``callback_on_step_end``: ``(pipe, step, timestep, kwargs) -> kwargs``.
-_StepCallback = Callable[[object, int, object, dict[str, object]], dict[str, object]]
-
-
-# --- progress ------------------------------------------------------------------------------
-
-
-class _Tracker:
-    """Maps steps of every segment onto one 0–98 bar (each segment weighted by its frames)."""
-
-    def __init__(self, sink: ProgressSink, plan: SegmentPlan) -> None:
-        self._sink = sink
-        total = plan.generated
-        self._shares = [_CEILING * s.frames / total for s in plan.segments]
-        self._base = 0.0
-        self._share = 0.0
-
-    def begin(self, segment: Segment) -> None:
-        self._share = self._shares[segment.index]
-        self._report(Stage.GENERATING, 0.0)
-
-    def step_callback(self, steps: int) -> _StepCallback:
-        def on_step_end(
-            _pipe: object, step: int, _timestep: object, callback_kwargs: dict[str, object]
-        ) -> dict[str, object]:
-            done = (step + 1) / steps
-            if step + 1 >= steps:
-                self._report(Stage.DECODING, _DENOISE_END)
-            else:
-                self._report(Stage.GENERATING, _DENOISE_END * done)
-            return callback_kwargs
-
-        return on_step_end
-
-    def encoding(self) -> None:
-        self._report(Stage.ENCODING, _DECODE_END)
-
-    def end(self) -> None:
-        self._base += self._share
-        self._share = 0.0
-
-    def _report(self, stage: Stage, fraction: float) -> None:
-        self._sink(stage, round(min(_CEILING, self._base + self._share * fraction), 2))
+    tracker: StepProgress
 
 
 # --- helpers -------------------------------------------------------------------------------
