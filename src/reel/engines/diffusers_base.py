@@ -311,8 +311,10 @@ class DiffusersEngine:
         import torch
 
         if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-            _free_memory()
             log.warning("%s: out of memory: %s", self.label, exc)
+            # The traceback's frames hold the failed step's tensors: drop them, then free.
+            exc.__traceback__ = None
+            _free_memory()
             return EngineError(
                 f"{self.label}: out of memory; use a smaller size, params.offload or "
                 "params.vae_tiling"
