@@ -92,7 +92,6 @@ class DiffusersEngine:
     vae_dtype_default: ClassVar[Dtype | None] = None
 
     def __init__(self, *, params: Mapping[str, object], settings: Settings) -> None:
-        self._settings = settings
         self._params, self._info = self._configure(params, settings)
         self._slot = _slot_for(self._slot_key())
 

@@ -20,6 +20,7 @@ from reel.engines.segments import SegmentPlan, plan_segments, valid_frame_count
 __all__ = [
     "COMMON_KEYS",
     "DiffusersParams",
+    "Dtype",
     "Geometry",
     "ModelDefaults",
     "ModelIndex",

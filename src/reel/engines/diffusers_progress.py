@@ -28,7 +28,6 @@ _DECODE_END: Final = 0.92
 StepCallback = Callable[[object, int, object, dict[str, object]], dict[str, object]]
 
 
-
 class StepProgress:
     """Maps steps of every segment onto one 0–98 bar (each segment weighted by its frames)."""
 
