@@ -286,7 +286,10 @@ def test_capabilities(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     assert text_only == Capabilities(text_to_video=True, image_to_video=False)
     paired = check_engine(
         "wan",
-        params={"model_dir": str(tiny_models["wan-t2v"]), "i2v_model_dir": str(tiny_models["wan"])},
+        params={
+            "model_dir": str(tiny_models["wan-t2v"]),
+            "i2v_model_dir": str(tiny_models["wan-i2v"]),
+        },
         settings=s,
     )
     assert paired == both
@@ -302,17 +305,35 @@ def test_text_only_model_refuses_image_to_video(
 
 
 def test_t2v_model_with_a_separate_i2v_model(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """Wan 2.1 style: a text-to-video folder plus an image-to-video one (CLIP image encoder)."""
     e = engine(
         tmp_path,
         "wan",
         tiny_models["wan-t2v"],
         segment_frames=9,
-        i2v_model_dir=str(tiny_models["wan"]),
+        i2v_model_dir=str(tiny_models["wan-i2v"]),
     )
     pipes = e._pipelines(Sink())
+    assert pipes.t2v is not None and pipes.i2v is not None
     assert pipes.t2v.transformer is not pipes.i2v.transformer and len(pipes.transformers) == 2
-    out = e.generate(request(tmp_path), Sink())  # T2V first pass, then I2V passes
+    assert pipes.i2v.text_encoder is pipes.t2v.text_encoder  # identical: loaded once
+    out = e.generate(request(tmp_path), Sink())  # text-to-video pass, then image-to-video
     assert out.frames == 20 and probe(out.path).frames == 20
+    i2v = request(tmp_path, Mode.IMAGE_TO_VIDEO, output_path=tmp_path / "i2v.mp4")
+    assert e.generate(i2v, Sink()).frames == 20
+
+
+def test_image_to_video_folder_alone_cannot_do_text_to_video(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    caps = check_engine(
+        "wan", params={"model_dir": str(tiny_models["wan-i2v"])}, settings=settings(tmp_path)
+    )
+    assert caps == Capabilities(text_to_video=False, image_to_video=True)
+    e = engine(tmp_path, "wan", tiny_models["wan-i2v"], segment_frames=21)
+    assert e.generate(request(tmp_path, Mode.IMAGE_TO_VIDEO), Sink()).frames == 20
+    with pytest.raises(EngineError, match="cannot do text-to-video"):
+        e.generate(request(tmp_path), Sink())
 
 
 def test_incomplete_download_is_named_at_construction(

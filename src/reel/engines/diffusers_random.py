@@ -25,6 +25,7 @@ Arch = Literal[
 ARCHS: Final[tuple[Arch, ...]] = (
     "tiny-wan-ti2v",
     "tiny-wan-t2v",
+    "tiny-wan-i2v",
     "tiny-ltx",
     "wan2.1-1.3b",
     "wan2.2-ti2v-5b",
@@ -90,6 +91,15 @@ _TINY_LTX_VAE: Final[Mapping[str, Any]] = {
     "timestep_conditioning": False,
     "patch_size": 1,
     "patch_size_t": 1,
+}
+_TINY_CLIP: Final[Mapping[str, Any]] = {
+    "hidden_size": 4,
+    "projection_dim": 4,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "intermediate_size": 16,
+    "patch_size": 1,
 }
 # --- full-size configs (parameter counts checked against the published models) -------------
 _XXL_T5: Final[Mapping[str, Any]] = {
@@ -165,10 +175,19 @@ def build_pipeline(
         LTXPipeline,
         LTXVideoTransformer3DModel,
         UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
         WanPipeline,
         WanTransformer3DModel,
     )
-    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        T5Config,
+        T5EncoderModel,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
 
     torch.manual_seed(seed)
     tokenizer = offline_tokenizer()
@@ -208,18 +227,27 @@ def build_pipeline(
             else:
                 dit = dict(_WAN_5B if ti2v else _WAN_1_3B)
                 vae_cfg = _WAN_22_VAE if ti2v else {}
-            pipe = WanPipeline(
-                tokenizer=tokenizer,
-                text_encoder=UMT5EncoderModel(UMT5Config(**t5)).eval(),
-                vae=AutoencoderKLWan(**vae_cfg),
-                transformer=WanTransformer3DModel(**dit),
-                scheduler=UniPCMultistepScheduler(
+            modules: dict[str, Any] = {
+                "tokenizer": tokenizer,
+                "text_encoder": UMT5EncoderModel(UMT5Config(**t5)).eval(),
+                "vae": AutoencoderKLWan(**vae_cfg),
+                "scheduler": UniPCMultistepScheduler(
                     prediction_type="flow_prediction",
                     use_flow_sigmas=True,
                     flow_shift=5.0 if ti2v else 3.0,
                 ),
-                expand_timesteps=ti2v,
-            )
+            }
+            if arch == "tiny-wan-i2v":  # Wan 2.1 image-to-video: a CLIP image encoder
+                pipe = WanImageToVideoPipeline(
+                    **modules,
+                    transformer=WanTransformer3DModel(**{**dit, "in_channels": 36, "image_dim": 4}),
+                    image_encoder=CLIPVisionModel(CLIPVisionConfig(**_TINY_CLIP)).eval(),
+                    image_processor=CLIPImageProcessor(crop_size=32, size=32),
+                )
+            else:
+                pipe = WanPipeline(
+                    **modules, transformer=WanTransformer3DModel(**dit), expand_timesteps=ti2v
+                )
     if dtype is not None:
         pipe.to(dtype=dtype)
     return pipe
