@@ -185,7 +185,10 @@ def main() -> None:
     source = ap.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", help="a diffusers folder (Wan or LTX-Video)")
     source.add_argument(
-        "--random-weights", choices=ARCHS, help="build this architecture with random weights"
+        "--random-weights",
+        choices=[
+            a for a in ARCHS if a != "tiny-wan-i2v"
+        ],  # text-to-video ones help="build this architecture with random weights"
     )
     ap.add_argument("--engine", choices=["wan", "ltx"], help="engine for --model-dir")
     ap.add_argument("--width", type=int, default=832)
