@@ -419,3 +419,25 @@ def test_chained_boundaries_are_smooth_in_the_encoded_video(
     inside = np.median(np.delete(steps, [b - 1 for b in boundaries]))
     ratios = [float(steps[b - 1] / inside) for b in boundaries]
     assert all(0.5 <= r <= 1.5 for r in ratios), ratios
+
+
+def test_flow_shift_and_guidance_reach_the_pipelines(
+    tmp_path: Path, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(EngineConfigError, match="guidance_2 is for two-expert models"):
+        engine(tmp_path, "wan", tiny_models["wan"], guidance_2=2.5)
+    e = engine(tmp_path, "wan", tiny_models["wan"], segment_frames=21, flow_shift=7.0, guidance=3.5)
+    pipes = e._pipelines(Sink())
+    assert pipes.t2v is not None and pipes.i2v is not None
+    assert pipes.t2v.scheduler.config.flow_shift == 7.0
+    assert pipes.i2v.scheduler is pipes.t2v.scheduler
+    seen: list[dict[str, object]] = []
+    call = type(pipes.t2v).__call__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipes.t2v), "__call__", spy)
+    e.generate(request(tmp_path), Sink())
+    assert seen[0]["guidance_scale"] == 3.5 and seen[0]["num_inference_steps"] == 2

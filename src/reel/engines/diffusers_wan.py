@@ -74,6 +74,13 @@ class WanEngine(DiffusersEngine):
                 raise EngineConfigError(
                     f"{cls.label}: i2v_model_dir {p.i2v_model_dir} holds a text-to-video model"
                 )
+        if p.guidance_2 is not None:
+            for index in (main, extra):
+                if index is not None and index.options.get("boundary_ratio") is None:
+                    raise EngineConfigError(
+                        f"{cls.label}: params.guidance_2 is for two-expert models (Wan 2.2 "
+                        f"A14B); {index.path} has a single transformer"
+                    )
         caps = Capabilities(
             text_to_video=main.class_name == _T2V,
             image_to_video=main.class_name == _I2V or _is_ti2v(main) or extra is not None,
