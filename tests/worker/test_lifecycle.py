@@ -203,19 +203,23 @@ def test_model_concurrency_caps_running_tasks(services: Services) -> None:
         assert lifecycle.models_with_capacity(session, {"sandbox": 2}) == ["sandbox"]
 
 
-def test_misconfigured_model_fails_with_a_fixed_message_and_refund(services: Services) -> None:
-    from reel.service.catalog import parse_catalog
+def test_misconfigured_model_fails_with_a_fixed_message_and_refund(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading passed the start-up check but fails on the task (files gone since): the user
+    sees a fixed sentence, the operator's log gets the details, the task is refunded."""
+    from reel.engines.base import EngineConfigError
+    from reel.worker import runner as runner_module
 
-    broken = parse_catalog(
-        {
-            "models": {"sandbox": {"engine": "no-such-engine"}},
-            "tiers": {t.value: "sandbox" for t in Tier},
-        }
-    )
+    def broken_load(*_args: object, **_kwargs: object) -> None:
+        raise EngineConfigError("cannot read /srv/secret/model/transformer")
+
+    runner = Runner(services)
+    monkeypatch.setattr(runner_module, "load_engine", broken_load)
     _, tid = submit(services)
-    Runner(type(services)(**{**services.__dict__, "catalog": broken})).run_once()
+    runner.run_once()
     task = row(services, tid)
     assert task.status == TaskStatus.FAILED
-    assert task.error_message is not None and "no-such-engine" not in task.error_message
+    assert task.error_message is not None and "/srv/secret" not in task.error_message
     assert "misconfigured" in task.error_message
     assert ledger_kinds(services, tid) == ["charge", "refund"]

@@ -12,9 +12,11 @@ import uvicorn
 from reel.api.app import Background, create_app, prepare_database
 from reel.config import Settings
 from reel.db.migrate import StaleSchema, upgrade
+from reel.engines.base import EngineConfigError
 from reel.logs import configure_logging
 from reel.service.context import Services, build_services
 from reel.service.delivery import DeliveryLoop
+from reel.worker.preflight import check_models
 from reel.worker.supervisor import Supervisor
 
 log = logging.getLogger("reel")
@@ -58,6 +60,8 @@ def serve(
     services = build_services(settings)
     _prepare(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
+    if count:
+        _preflight(services, None)
     supervisor = Supervisor(services, processes=count) if count else None
     # Webhook deliveries run in this process, never in a generation worker.
     deliveries = DeliveryLoop(services, base_url=f"http://{_url_host(host)}:{port}")
@@ -120,6 +124,7 @@ def worker(
         unknown = set(names) - set(services.catalog.models)
         if unknown:
             raise typer.BadParameter(f"unknown models: {', '.join(sorted(unknown))}")
+    _preflight(services, names)
     supervisor = Supervisor(services, processes=processes, models=names)
 
     def _stop(signum: int, _frame: object) -> None:
@@ -131,6 +136,16 @@ def worker(
     supervisor.start()
     supervisor.wait()
     services.close()
+
+
+def _preflight(services: Services, models: list[str] | None) -> None:
+    """Refuse to start workers whose models cannot serve as configured (clear message, exit 2)."""
+    try:
+        check_models(services.catalog, models or list(services.catalog.models), services.settings)
+    except EngineConfigError as exc:
+        services.close()
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def migrate() -> None:

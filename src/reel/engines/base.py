@@ -83,6 +83,14 @@ class EngineOutput:
         return self.frames / self.fps
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a configured model can do; checked when a worker starts."""
+
+    text_to_video: bool = True
+    image_to_video: bool = True
+
+
 @runtime_checkable
 class Engine(Protocol):
     #: The label shown to users in task status (``"sandbox"``, ``"wan"``…).

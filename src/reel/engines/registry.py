@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from typing import Final
 
 from reel.config import Settings
-from reel.engines.base import Engine, EngineConfigError
+from reel.engines.base import Capabilities, Engine, EngineConfigError
 
 ENGINES: Final[Mapping[str, str]] = {
     "sandbox": "reel.engines.sandbox:SandboxEngine",
+    "wan": "reel.engines.diffusers_wan:WanEngine",
+    "ltx": "reel.engines.diffusers_ltx:LTXEngine",
     # hosted and self-hosted video APIs (docs/upstreams.md)
     "fal": "reel.engines.upstream.engine:FalEngine",
     "replicate": "reel.engines.upstream.engine:ReplicateEngine",
@@ -39,3 +41,18 @@ def engine_class(name: str) -> type[Engine]:
 
 def load_engine(name: str, *, params: Mapping[str, object], settings: Settings) -> Engine:
     return engine_class(name)(params=params, settings=settings)  # type: ignore[call-arg]
+
+
+def check_engine(name: str, *, params: Mapping[str, object], settings: Settings) -> Capabilities:
+    """Check a model's configuration without loading it; what it can do.
+
+    Engines that need checking (files on disk, optional packages) define a ``check``
+    classmethod taking ``params`` and ``settings``; the others can do everything.
+    """
+    check = getattr(engine_class(name), "check", None)
+    if check is None:
+        return Capabilities()
+    caps = check(params=params, settings=settings)
+    if not isinstance(caps, Capabilities):
+        raise TypeError(f"{name}.check returned {caps!r}, not Capabilities")
+    return caps

@@ -33,6 +33,7 @@ from reel.service.context import Services
 from reel.storage import StorageError
 from reel.storage.naming import preview_keys
 from reel.types import Mode, Stage, TaskStatus
+from reel.worker.preflight import check_models
 from reel.worker.progress import AbortReason, ProgressReporter
 
 _MISCONFIGURED = "The model serving this task is misconfigured; the operator has been notified"
@@ -58,6 +59,7 @@ class Runner:
             raise ValueError(
                 f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
             )
+        check_models(services.catalog, self.models, self.settings)
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._concurrency = {m: services.catalog.models[m].concurrency for m in self.models}
         self._engines: dict[str, Engine] = {}

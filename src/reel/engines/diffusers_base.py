@@ -1,0 +1,416 @@
+"""What the diffusers engines share: load once, one job at a time, progress, chaining, encoding.
+
+A subclass says how to inspect and load its model family (:meth:`DiffusersEngine._inspect`,
+:meth:`DiffusersEngine._load`) and which extra keyword arguments its pipelines take. This
+class does the rest: it loads the pipelines on the first task (``loading``), renders the
+request as a chain of segments (``generating``/``decoding`` driven by the denoising step
+callback across *all* segments), scales each frame to the tier's size and encodes it
+(``encoding``). torch and diffusers are imported only when a pipeline is loaded.
+
+Failure modes, each turned into an :class:`EngineError` so the task fails (and is refunded)
+while the worker process keeps serving: out of memory (CUDA or host), non-finite output, any
+exception raised inside the pipeline. :class:`Interrupted` from the progress sink is raised
+from the step callback, which stops the pipeline before the next step and skips its decode.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from reel.config import Settings
+from reel.engines.base import (
+    Capabilities,
+    EngineConfigError,
+    EngineError,
+    EngineOutput,
+    GenerationRequest,
+    Interrupted,
+    ProgressSink,
+)
+from reel.engines.diffusers_config import (
+    DiffusersParams,
+    Dtype,
+    Geometry,
+    ModelInfo,
+    parse_params,
+    plan_geometry,
+    require_packages,
+    segment_frames,
+)
+from reel.engines.diffusers_progress import StepProgress
+from reel.engines.segments import Frames, Segment, chain_segments
+from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
+from reel.types import Mode, Stage
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline, ModelMixin
+
+__all__ = ["DiffusersEngine", "LoadedPipelines", "distinct"]
+
+log = logging.getLogger("reel.engines")
+_T = TypeVar("_T")
+
+#: Packages a diffusers engine cannot start without.
+_PACKAGES: Final = ("torch", "diffusers", "transformers", "accelerate")
+
+
+@dataclass(slots=True)
+class LoadedPipelines:
+    """The pipelines one engine drives, loaded once per worker process."""
+
+    #: Text-to-video pipeline (``None``: the model cannot do text-to-video).
+    t2v: DiffusionPipeline | None
+    #: Image-to-video pipeline, often sharing every module with ``t2v``.
+    i2v: DiffusionPipeline | None
+    #: Distinct denoising transformers, for compile / attention backend / caching.
+    transformers: list[ModelMixin] = field(default_factory=list["ModelMixin"])
+    #: Distinct VAEs, for tiling and slicing.
+    vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
+
+
+class DiffusersEngine:
+    """Base of the Wan and LTX-Video engines; not registered itself."""
+
+    name: ClassVar[str] = "diffusers"
+    #: Used in every error message, e.g. ``"wan engine"``.
+    label: ClassVar[str] = "diffusers engine"
+    #: ``params`` keys this engine accepts beyond the common ones.
+    extra_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Default VAE dtype (``None``: the same as the model's dtype).
+    vae_dtype_default: ClassVar[Dtype | None] = None
+
+    def __init__(self, *, params: Mapping[str, object], settings: Settings) -> None:
+        self._params, self._info = self._configure(params, settings)
+        self._slot = _slot_for(self._slot_key())
+
+    # --- startup check ---------------------------------------------------------------------
+    @classmethod
+    def check(cls, *, params: Mapping[str, object], settings: Settings) -> Capabilities:
+        """Validate ``params`` and the model folders without loading weights."""
+        return cls._configure(params, settings)[1].capabilities
+
+    @classmethod
+    def _configure(
+        cls, params: Mapping[str, object], settings: Settings
+    ) -> tuple[DiffusersParams, ModelInfo]:
+        require_packages(cls.label, _PACKAGES)
+        p = parse_params(params, label=cls.label, extra_keys=cls.extra_keys, settings=settings)
+        info = cls._inspect(p)
+        segment_frames(p, info, label=cls.label)
+        return p, info
+
+    # --- subclass hooks --------------------------------------------------------------------
+    @classmethod
+    def _inspect(cls, p: DiffusersParams) -> ModelInfo:
+        """Read the model folders (missing files are an error) and describe the model."""
+        raise NotImplementedError
+
+    def _load(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> LoadedPipelines:
+        """Load the pipelines from disk (``local_files_only``), on the CPU."""
+        raise NotImplementedError
+
+    def _extra_call_kwargs(self, geometry: Geometry) -> dict[str, object]:  # noqa: ARG002
+        """Keyword arguments this engine's pipelines take beyond the common ones."""
+        return {}
+
+    # --- Engine ----------------------------------------------------------------------------
+    def generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
+        with self._slot.lock:  # one job at a time per loaded pipeline
+            try:
+                return self._generate(req, progress)
+            except (Interrupted, EngineError):
+                raise
+            except Exception as exc:
+                raise self._translate(exc) from exc
+
+    def close(self) -> None:
+        """Let go of the pipelines; they are freed once no other model shares them."""
+        slot, self._slot = self._slot, _Slot()
+        with slot.lock:  # let a running job finish first
+            pass
+        del slot
+        _free_memory()
+
+    # --- internals -------------------------------------------------------------------------
+    def _slot_key(self) -> tuple[object, ...]:
+        """Models whose loaded pipelines would be identical share them (and their lock)."""
+        p = self._params
+        return (
+            type(self),
+            p.model_dir.resolve(),
+            p.i2v_model_dir.resolve() if p.i2v_model_dir else None,
+            p.dtype,
+            p.vae_dtype,
+            p.device,
+            p.offload,
+            p.vae_tiling,
+            p.vae_slicing,
+            p.compile,
+            p.attention_backend,
+            p.first_block_cache,
+            p.flow_shift,
+        )
+
+    def _generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
+        p = self._params
+        geometry = plan_geometry(
+            width=req.width,
+            height=req.height,
+            duration_s=req.duration_s,
+            p=p,
+            info=self._info,
+            label=self.label,
+        )
+        start: Frames | None = None
+        if req.mode is Mode.IMAGE_TO_VIDEO:
+            if req.image_path is None:
+                raise EngineError("Image-to-video needs a start image")
+            start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
+        tracker = StepProgress(progress, geometry.plan)
+        job = _Job(
+            pipes=self._pipelines(progress),
+            prompt=req.prompt,
+            geometry=geometry,
+            seed=req.seed if p.seed is None else p.seed,
+            steps=p.steps or self._info.defaults.steps,
+            tracker=tracker,
+        )
+
+        def render(segment: Segment, condition: Frames | None) -> Frames:
+            tracker.begin(segment)
+            return self._render(job, segment, condition)
+
+        try:
+            with VideoWriter(
+                req.output_path,
+                width=geometry.out_width,
+                height=geometry.out_height,
+                fps=geometry.fps,
+            ) as writer:
+
+                def emit(frames: Frames) -> None:
+                    tracker.encoding()
+                    for frame in frames:
+                        writer.write(_fit(frame, geometry.out_width, geometry.out_height))
+                    tracker.end()
+
+                chain_segments(geometry.plan, render, emit, start_image=start)
+        except VideoEncodeError as exc:
+            raise EngineError(f"{self.label}: could not encode the video") from exc
+        return EngineOutput(
+            path=req.output_path,
+            width=geometry.out_width,
+            height=geometry.out_height,
+            fps=float(geometry.fps),
+            frames=geometry.plan.total,
+        )
+
+    def _render(self, job: _Job, segment: Segment, condition: Frames | None) -> Frames:
+        """One pass: text-to-video, or image-to-video from ``condition``; uint8 frames."""
+        import torch
+
+        p = self._params
+        kwargs: dict[str, object] = {
+            "prompt": job.prompt,
+            "negative_prompt": p.negative_prompt or None,
+            "height": job.geometry.gen_height,
+            "width": job.geometry.gen_width,
+            "num_frames": segment.frames,
+            "num_inference_steps": job.steps,
+            "guidance_scale": self._info.defaults.guidance if p.guidance is None else p.guidance,
+            "generator": torch.Generator("cpu").manual_seed(job.seed + segment.index),
+            "output_type": "np",
+            "callback_on_step_end": job.tracker.step_callback(job.steps),
+            **self._extra_call_kwargs(job.geometry),
+        }
+        if p.max_sequence_length is not None:
+            kwargs["max_sequence_length"] = p.max_sequence_length
+        pipe = job.pipes.t2v
+        if condition is not None:
+            pipe = job.pipes.i2v
+            kwargs["image"] = Image.fromarray(condition)
+        if pipe is None:
+            mode = "text" if condition is None else "image"
+            raise EngineError(f"{self.label}: this model cannot do {mode}-to-video")
+        with torch.inference_mode():
+            video = pipe(**kwargs).frames[0]
+        frames = np.asarray(video, dtype=np.float32)
+        if not np.isfinite(frames).all():
+            raise EngineError(
+                f"{self.label}: the model produced an invalid video (NaN values); "
+                "try another dtype or seed"
+            )
+        return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+
+    def _pipelines(self, progress: ProgressSink) -> LoadedPipelines:
+        if self._slot.pipes is not None:
+            return self._slot.pipes
+        progress(Stage.LOADING, 0.0)
+        p = self._params
+        device = _device(p.device)
+        if p.offload != "none" and device.type != "cuda":
+            raise EngineConfigError(f"{self.label}: params.offload needs a CUDA device")
+        dtype = _dtype(p.dtype, device)
+        vae_dtype = _dtype(p.vae_dtype or self.vae_dtype_default or p.dtype, device)
+        log.info("%s: loading %s (%s, %s)", self.label, p.model_dir, dtype, device)
+        try:
+            pipes = self._load(dtype, vae_dtype)
+        except (OSError, ValueError) as exc:
+            raise EngineConfigError(f"{self.label}: could not load {p.model_dir}: {exc}") from exc
+        for pipe in distinct(pipes.t2v, pipes.i2v):
+            pipe.set_progress_bar_config(disable=True)
+            if p.offload == "model":
+                pipe.enable_model_cpu_offload(device=device)
+            elif p.offload == "sequential":
+                pipe.enable_sequential_cpu_offload(device=device)
+            else:
+                pipe.to(device)
+        self._tune(pipes)
+        self._slot.pipes = pipes
+        return pipes
+
+    def _tune(self, pipes: LoadedPipelines) -> None:
+        """Apply the speed and memory settings from ``params``."""
+        p = self._params
+        for vae in pipes.vaes:
+            if p.vae_tiling:
+                vae.enable_tiling()
+            if p.vae_slicing:
+                vae.enable_slicing()
+        for transformer in pipes.transformers:
+            if p.attention_backend:
+                try:
+                    transformer.set_attention_backend(p.attention_backend)
+                except (ValueError, RuntimeError, ImportError) as exc:
+                    raise EngineConfigError(
+                        f"{self.label}: attention backend {p.attention_backend!r} "
+                        f"is not usable here: {exc}"
+                    ) from exc
+            if p.first_block_cache > 0:
+                from diffusers import FirstBlockCacheConfig
+
+                transformer.enable_cache(FirstBlockCacheConfig(threshold=p.first_block_cache))
+            if p.compile:
+                transformer.compile_repeated_blocks(fullgraph=True)
+
+    def _translate(self, exc: Exception) -> EngineError:
+        """A foreign failure in the pipeline → :class:`EngineError`; free memory for the next."""
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+            log.warning("%s: out of memory: %s", self.label, exc)
+            # The traceback's frames hold the failed step's tensors: drop them, then free.
+            exc.__traceback__ = None
+            _free_memory()
+            return EngineError(
+                f"{self.label}: out of memory; use a smaller size, params.offload or "
+                "params.vae_tiling"
+            )
+        log.exception("%s: generation failed", self.label)
+        return EngineError(f"{self.label}: video generation failed")
+
+
+# --- shared pipelines ------------------------------------------------------------------------
+
+
+class _Slot:
+    """Loaded pipelines and the lock that serialises jobs on them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pipes: LoadedPipelines | None = None
+
+
+#: One slot per distinct loaded configuration in this process, dropped with its last engine.
+_SLOTS: weakref.WeakValueDictionary[tuple[object, ...], _Slot] = weakref.WeakValueDictionary()
+_SLOTS_LOCK: Final = threading.Lock()
+
+
+def _slot_for(key: tuple[object, ...]) -> _Slot:
+    with _SLOTS_LOCK:
+        slot = _SLOTS.get(key)
+        if slot is None:
+            slot = _SLOTS[key] = _Slot()
+        return slot
+
+
+# --- one request -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    pipes: LoadedPipelines
+    prompt: str
+    geometry: Geometry
+    seed: int
+    steps: int
+    tracker: StepProgress
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def distinct(*objects: _T | None) -> list[_T]:
+    """The non-``None`` objects, each once (pipelines share modules)."""
+    seen: dict[int, _T] = {}
+    for obj in objects:
+        if obj is not None:
+            seen.setdefault(id(obj), obj)
+    return list(seen.values())
+
+
+def _device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise EngineConfigError(f"params.device: unknown device {name!r}") from exc
+
+
+def _dtype(name: Dtype | None, device: torch.device) -> torch.dtype:
+    import torch
+
+    if name is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype
+
+
+def _free_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import it just to free nothing
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _load_start_image(path: Path, width: int, height: int) -> Frames:
+    """The start image cover-fitted to the generation size (no stretching)."""
+    try:
+        with Image.open(path) as image:
+            fitted = ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise EngineError("Could not read the start image") from exc
+    return np.asarray(fitted, dtype=np.uint8)
+
+
+def _fit(frame: RGBFrame, width: int, height: int) -> RGBFrame:
+    """Scale (and centre-crop to the aspect ratio) a generated frame to the output size."""
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    image = ImageOps.fit(Image.fromarray(frame), (width, height), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,418 @@
+"""The diffusers engines' ``params`` and the checks on a model directory; no torch needed.
+
+Everything here runs at worker start, before any weights load, so a wrong models file or an
+incomplete download is reported at once, naming the missing files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal, TypeVar, cast
+
+from reel.config import Settings
+from reel.engines.base import Capabilities, EngineConfigError
+from reel.engines.segments import SegmentPlan, plan_segments, valid_frame_count
+
+__all__ = [
+    "COMMON_KEYS",
+    "DiffusersParams",
+    "Dtype",
+    "Geometry",
+    "ModelDefaults",
+    "ModelIndex",
+    "ModelInfo",
+    "check_model_dir",
+    "missing_files",
+    "parse_params",
+    "plan_geometry",
+    "read_config",
+    "require_packages",
+    "segment_frames",
+]
+
+Dtype = Literal["bfloat16", "float16", "float32"]
+Offload = Literal["none", "model", "sequential"]
+_DTYPES: Final = ("bfloat16", "float16", "float32")
+_OFFLOADS: Final = ("none", "model", "sequential")
+
+#: Keys every diffusers engine accepts; each engine adds its own.
+COMMON_KEYS: Final = frozenset(
+    {
+        "model_dir",
+        "size",
+        "fps",
+        "segment_frames",
+        "steps",
+        "guidance",
+        "negative_prompt",
+        "max_sequence_length",
+        "seed",
+        "scale_to_tier",
+        "dtype",
+        "vae_dtype",
+        "device",
+        "offload",
+        "vae_tiling",
+        "vae_slicing",
+        "compile",
+        "attention_backend",
+        "first_block_cache",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDefaults:
+    """What a model family makes natively, used where ``params`` say nothing."""
+
+    #: Landscape (width, height); portrait swaps them.
+    size: tuple[int, int]
+    fps: int
+    segment_frames: int
+    steps: int
+    guidance: float
+
+
+@dataclass(frozen=True, slots=True)
+class DiffusersParams:
+    model_dir: Path
+    size: tuple[int, int] | None = None
+    fps: int | None = None
+    segment_frames: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str = ""
+    max_sequence_length: int | None = None
+    #: A fixed seed for every task; ``None`` uses each task's own (random, recorded) seed.
+    seed: int | None = None
+    scale_to_tier: bool = True
+    #: ``None``: bfloat16 on CUDA, float32 on CPU.
+    dtype: Dtype | None = None
+    vae_dtype: Dtype | None = None
+    device: str = "auto"
+    offload: Offload = "none"
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    compile: bool = False
+    attention_backend: str | None = None
+    #: First-block-cache threshold; 0 turns the cache off.
+    first_block_cache: float = 0.0
+    # --- Wan only -----------------------------------------------------------------------
+    i2v_model_dir: Path | None = None
+    guidance_2: float | None = None
+    flow_shift: float | None = None
+    # --- LTX-Video only -----------------------------------------------------------------
+    decode_timestep: float | None = None
+    decode_noise_scale: float | None = None
+
+
+_T = TypeVar("_T")
+
+
+class _Reader:
+    """Typed reads from a ``params`` table, with errors that name the engine and the key."""
+
+    def __init__(self, params: Mapping[str, object], label: str, settings: Settings) -> None:
+        self._params = params
+        self._label = label
+        self._settings = settings
+
+    def fail(self, key: str, why: str) -> EngineConfigError:
+        return EngineConfigError(f"{self._label}: params.{key} {why}")
+
+    def _get(self, key: str, kind: type[_T] | tuple[type, ...], what: str) -> _T | None:
+        value = self._params.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) and kind is not bool:
+            raise self.fail(key, f"must be {what}")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"must be {what}")
+        return cast(_T, value)
+
+    def path(self, key: str) -> Path | None:
+        value = self._get(key, str, "a directory path")
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        models_file = self._settings.models_file
+        if not path.is_absolute() and models_file is not None:
+            path = models_file.parent / path  # relative to the models file
+        return path
+
+    def integer(self, key: str, lo: int, hi: int) -> int | None:
+        value = self._get(key, int, f"an integer from {lo} to {hi}")
+        if value is not None and not lo <= value <= hi:
+            raise self.fail(key, f"must be an integer from {lo} to {hi}")
+        return value
+
+    def number(self, key: str, lo: float, hi: float) -> float | None:
+        value = self._get(key, (int, float), f"a number from {lo} to {hi}")
+        if value is not None and not lo <= value <= hi:
+            raise self.fail(key, f"must be a number from {lo} to {hi}")
+        return None if value is None else float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, bool, "true or false")
+        return default if value is None else value
+
+    def text(self, key: str) -> str | None:
+        return self._get(key, str, "a string")
+
+    def choice(self, key: str, options: Collection[str]) -> str | None:
+        value = self.text(key)
+        if value is not None and value not in options:
+            raise self.fail(key, f"must be one of {', '.join(options)}")
+        return value
+
+    def size(self, key: str) -> tuple[int, int] | None:
+        value = self._params.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not all(16 <= v <= 8192 for v in value)
+        ):
+            raise self.fail(key, "must be [width, height] in pixels (landscape), e.g. [1280, 704]")
+        width, height = value
+        return int(width), int(height)
+
+
+def parse_params(
+    params: Mapping[str, object], *, label: str, extra_keys: Iterable[str], settings: Settings
+) -> DiffusersParams:
+    """Check ``params`` for one engine; unknown keys are an error, not silently ignored."""
+    allowed = COMMON_KEYS | frozenset(extra_keys)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise EngineConfigError(
+            f"{label}: unknown params {unknown}; allowed: {', '.join(sorted(allowed))}"
+        )
+    r = _Reader(params, label, settings)
+    model_dir = r.path("model_dir")
+    if model_dir is None:
+        raise r.fail("model_dir", "is required: the diffusers model directory")
+    backend = r.text("attention_backend")
+    if backend is not None and backend.endswith("_hub"):
+        raise r.fail(
+            "attention_backend",
+            f"{backend!r} downloads kernels at run time; install the kernel package "
+            f"and use {backend.removesuffix('_hub')!r}",
+        )
+    seed = params.get("seed")
+    if seed is not None and seed != "request":
+        seed = r.integer("seed", 0, 2**32 - 1)
+    return DiffusersParams(
+        model_dir=model_dir,
+        size=r.size("size"),
+        fps=r.integer("fps", 1, 120),
+        segment_frames=r.integer("segment_frames", 2, 1025),
+        steps=r.integer("steps", 1, 200),
+        guidance=r.number("guidance", 0.0, 30.0),
+        negative_prompt=r.text("negative_prompt") or "",
+        max_sequence_length=r.integer("max_sequence_length", 8, 1024),
+        seed=seed if isinstance(seed, int) else None,
+        scale_to_tier=r.flag("scale_to_tier", True),
+        dtype=cast(Dtype | None, r.choice("dtype", _DTYPES)),
+        vae_dtype=cast(Dtype | None, r.choice("vae_dtype", _DTYPES)),
+        device=r.text("device") or "auto",
+        offload=cast(Offload, r.choice("offload", _OFFLOADS) or "none"),
+        vae_tiling=r.flag("vae_tiling", False),
+        vae_slicing=r.flag("vae_slicing", False),
+        compile=r.flag("compile", False),
+        attention_backend=backend,
+        first_block_cache=r.number("first_block_cache", 0.0, 1.0) or 0.0,
+        i2v_model_dir=r.path("i2v_model_dir"),
+        guidance_2=r.number("guidance_2", 0.0, 30.0),
+        flow_shift=r.number("flow_shift", 0.0, 100.0),
+        decode_timestep=r.number("decode_timestep", 0.0, 1.0),
+        decode_noise_scale=r.number("decode_noise_scale", 0.0, 1.0),
+    )
+
+
+def require_packages(label: str, names: Iterable[str]) -> None:
+    """Fail clearly when the ``gpu`` extra is not installed."""
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    if missing:
+        raise EngineConfigError(
+            f"{label}: needs the gpu extra (missing {', '.join(missing)}): "
+            "pip install 'reel[gpu]' (see docs/models.md)"
+        )
+
+
+# --- model directories ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIndex:
+    """A diffusers folder's ``model_index.json``: pipeline class, components and options."""
+
+    path: Path
+    class_name: str
+    #: component name → (library, class); both ``None`` for an absent optional component.
+    components: Mapping[str, tuple[str | None, str | None]]
+    #: The other entries (``expand_timesteps``, ``boundary_ratio``…).
+    options: Mapping[str, object]
+
+    def has(self, component: str) -> bool:
+        return self.components.get(component, (None, None))[0] is not None
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EngineConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EngineConfigError(f"{path} is not a JSON object")
+    return cast(dict[str, object], data)
+
+
+def _read_index(model_dir: Path) -> ModelIndex:
+    data = _read_json(model_dir / "model_index.json")
+    components: dict[str, tuple[str | None, str | None]] = {}
+    options: dict[str, object] = {}
+    for key, value in data.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, list) and len(value) == 2:
+            lib, cls = value
+            components[key] = (
+                lib if isinstance(lib, str) else None,
+                cls if isinstance(cls, str) else None,
+            )
+        else:
+            options[key] = value
+    return ModelIndex(model_dir, str(data.get("_class_name", "")), components, options)
+
+
+def _component_missing(folder: Path, name: str, cls: str) -> list[str]:
+    """Files a component folder lacks, relative to the model directory."""
+    if not folder.is_dir():
+        return [f"{name}/"]
+    present = {p.name for p in folder.iterdir()}
+    if name == "scheduler" or cls.endswith("Scheduler"):
+        return [] if "scheduler_config.json" in present else [f"{name}/scheduler_config.json"]
+    if "Tokenizer" in cls:
+        if present & {"tokenizer.json", "spiece.model", "vocab.json"}:
+            return []
+        return [f"{name}/tokenizer.json (or spiece.model)"]
+    if "Processor" in cls or "FeatureExtractor" in cls:
+        ok = "preprocessor_config.json" in present
+        return [] if ok else [f"{name}/preprocessor_config.json"]
+    missing = [] if "config.json" in present else [f"{name}/config.json"]
+    indexes = [p for p in present if p.endswith((".safetensors.index.json", ".bin.index.json"))]
+    if indexes:
+        for index in sorted(indexes):
+            weight_map = _read_json(folder / index).get("weight_map", {})
+            shards = set(weight_map.values()) if isinstance(weight_map, dict) else set()
+            missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
+    elif not any(p.endswith((".safetensors", ".bin")) for p in present):
+        missing.append(f"{name}/*.safetensors (weights)")
+    return missing
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    """What a diffusers folder lacks to load (empty when complete)."""
+    if not model_dir.is_dir():
+        return [f"{model_dir} (not a directory)"]
+    if not (model_dir / "model_index.json").is_file():
+        return ["model_index.json"]
+    index = _read_index(model_dir)
+    missing: list[str] = []
+    for name, (lib, cls) in index.components.items():
+        if lib is not None and cls is not None:
+            missing += _component_missing(model_dir / name, name, cls)
+    return missing
+
+
+def check_model_dir(model_dir: Path, *, label: str, classes: Collection[str]) -> ModelIndex:
+    """The folder's index, or a clear error naming the missing files or the wrong pipeline."""
+    missing = missing_files(model_dir)
+    if missing:
+        raise EngineConfigError(
+            f"{label}: model directory {model_dir} is incomplete; missing: {', '.join(missing)}. "
+            "Download the diffusers-format repository (see docs/models.md)"
+        )
+    index = _read_index(model_dir)
+    if index.class_name not in classes:
+        raise EngineConfigError(
+            f"{label}: {model_dir} holds a {index.class_name or 'unknown'} pipeline; "
+            f"expected one of {', '.join(sorted(classes))}"
+        )
+    return index
+
+
+def read_config(model_dir: Path, component: str) -> dict[str, object]:
+    """A component's ``config.json`` (or ``scheduler_config.json``)."""
+    folder = model_dir / component
+    name = "scheduler_config.json" if component == "scheduler" else "config.json"
+    return _read_json(folder / name)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the startup check learns from a model's folders, before loading any weights."""
+
+    capabilities: Capabilities
+    defaults: ModelDefaults
+    #: Generation width and height must be multiples of this (VAE × patch).
+    size_multiple: int
+    #: Frame counts must be ``temporal_ratio * k + 1``.
+    temporal_ratio: int
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """How one request is made: generation size, output size, frame rate and passes."""
+
+    gen_width: int
+    gen_height: int
+    out_width: int
+    out_height: int
+    fps: int
+    plan: SegmentPlan
+
+
+def segment_frames(p: DiffusersParams, info: ModelInfo, *, label: str) -> int:
+    frames = p.segment_frames or info.defaults.segment_frames
+    r = info.temporal_ratio
+    if frames != valid_frame_count(frames, r) or frames <= r:
+        raise EngineConfigError(
+            f"{label}: params.segment_frames must be {r}k+1 for this model "
+            f"(e.g. {valid_frame_count(frames, r)}), got {frames}"
+        )
+    return frames
+
+
+def _to_multiple(value: int, multiple: int) -> int:
+    return max(multiple, value // multiple * multiple)
+
+
+def plan_geometry(
+    *, width: int, height: int, duration_s: float, p: DiffusersParams, info: ModelInfo, label: str
+) -> Geometry:
+    """Map a request (the tier's advertised size and a duration) onto what the model makes."""
+    if width <= 0 or height <= 0 or duration_s <= 0:
+        raise EngineConfigError(f"{label}: invalid request {width}x{height}, {duration_s}s")
+    long_side, short_side = p.size or info.defaults.size
+    long_side, short_side = max(long_side, short_side), min(long_side, short_side)
+    portrait = height > width
+    gen_w, gen_h = (short_side, long_side) if portrait else (long_side, short_side)
+    gen_w = _to_multiple(gen_w, info.size_multiple)
+    gen_h = _to_multiple(gen_h, info.size_multiple)
+    out_w, out_h = (width - width % 2, height - height % 2) if p.scale_to_tier else (gen_w, gen_h)
+    fps = p.fps or info.defaults.fps
+    total = max(1, round(duration_s * fps))
+    plan = plan_segments(
+        total,
+        max_frames=segment_frames(p, info, label=label),
+        temporal_ratio=info.temporal_ratio,
+    )
+    return Geometry(gen_w, gen_h, max(2, out_w), max(2, out_h), fps, plan)

@@ -1,0 +1,47 @@
+"""Checks a worker runs before taking tasks: every model it serves is usable as configured.
+
+Each engine checks its own ``params`` and files without loading weights (a missing download
+is named file by file). A model that serves a tier must also do both modes: the tier takes
+``imageToVideo`` requests, and 10/15 s videos are chained segment by segment, each one
+image-to-video from the last frame of the one before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reel.config import Settings
+from reel.engines.base import EngineConfigError
+from reel.engines.registry import check_engine
+from reel.service.catalog import Catalog
+
+__all__ = ["check_models"]
+
+
+def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) -> None:
+    """Raise :class:`EngineConfigError` naming the first model that cannot serve as configured."""
+    for name in models:
+        spec = catalog.models[name]
+        try:
+            caps = check_engine(spec.engine, params=spec.params, settings=settings)
+        except EngineConfigError as exc:
+            raise EngineConfigError(f"model {name!r}: {exc.message}") from exc
+        tiers = sorted(tier.value for tier, model in catalog.tiers.items() if model == name)
+        if not tiers:
+            continue
+        lacking = [
+            mode
+            for mode, able in (
+                ("text-to-video", caps.text_to_video),
+                ("image-to-video", caps.image_to_video),
+            )
+            if not able
+        ]
+        if lacking:
+            raise EngineConfigError(
+                f"model {name!r} serves tier(s) {', '.join(tiers)} but cannot do "
+                f"{' or '.join(lacking)}. A tier needs both: it accepts imageToVideo requests, "
+                "and 10/15 s videos are chained from ~5 s image-to-video segments. Give the "
+                "model an image-to-video capable checkpoint (e.g. Wan2.2-TI2V-5B, or "
+                "i2v_model_dir for Wan 2.1) or map the tier to another model (docs/models.md)"
+            )

@@ -1,0 +1,25 @@
+"""Tiny random-weight diffusers model folders, built once per session (needs the gpu extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engines.tiny import require_gpu_extra
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Saved diffusers folders, loadable offline: Wan 2.2 TI2V (``wan``), Wan 2.1 text- and
+    image-to-video (``wan-t2v``, ``wan-i2v``) and LTX-Video (``ltx``)."""
+    require_gpu_extra()
+    from reel.engines.diffusers_random import build_pipeline, save_pipeline
+
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "wan": save_pipeline(build_pipeline("tiny-wan-ti2v"), root / "wan-ti2v"),
+        "wan-t2v": save_pipeline(build_pipeline("tiny-wan-t2v"), root / "wan-t2v"),
+        "wan-i2v": save_pipeline(build_pipeline("tiny-wan-i2v"), root / "wan-i2v"),
+        "ltx": save_pipeline(build_pipeline("tiny-ltx"), root / "ltx"),
+    }
