@@ -17,6 +17,15 @@ from reel.service import ledger, webhooks
 from reel.service.clock import now
 from reel.types import Stage, TaskStatus
 
+#: A running task handed back to the queue: no holder, no lease, progress reset.
+_BACK_TO_QUEUE: Mapping[str, object] = {
+    "status": TaskStatus.QUEUED,
+    "worker_id": None,
+    "lease_until": None,
+    "stage": Stage.QUEUED,
+    "percent": 0.0,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -163,16 +172,7 @@ def fail(
         return None
     if retryable and task.attempts < task.max_attempts:
         moved = session.execute(
-            update(Task)
-            .where(_held(lease))
-            .values(
-                status=TaskStatus.QUEUED,
-                worker_id=None,
-                lease_until=None,
-                stage=Stage.QUEUED,
-                percent=0.0,
-                error_message=message,
-            )
+            update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, error_message=message)
         ).rowcount
         return TaskStatus.QUEUED if moved else None
     return _finish_refunded(session, _held(lease), TaskStatus.FAILED, code, message, engine)
@@ -190,16 +190,7 @@ def cancel_running(session: Session, lease: Lease) -> bool:
 def release(session: Session, lease: Lease) -> bool:
     """Hand the task back without spending the attempt (the worker is draining)."""
     moved = session.execute(
-        update(Task)
-        .where(_held(lease))
-        .values(
-            status=TaskStatus.QUEUED,
-            worker_id=None,
-            lease_until=None,
-            stage=Stage.QUEUED,
-            percent=0.0,
-            attempts=Task.attempts - 1,
-        )
+        update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, attempts=Task.attempts - 1)
     ).rowcount
     return bool(moved)
 
@@ -254,17 +245,7 @@ def reap(session: Session, *, max_queue_wait: float) -> Reaped:
         lease = Lease(task_id, worker_id or "", attempts)
         guard = _held(lease) & (Task.lease_until < t)
         if attempts < max_attempts:
-            if session.execute(
-                update(Task)
-                .where(guard)
-                .values(
-                    status=TaskStatus.QUEUED,
-                    worker_id=None,
-                    lease_until=None,
-                    stage=Stage.QUEUED,
-                    percent=0.0,
-                )
-            ).rowcount:
+            if session.execute(update(Task).where(guard).values(**_BACK_TO_QUEUE)).rowcount:
                 requeued.append(task_id)
         elif _finish_refunded(
             session,
