@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository root replaces this folder on sys.path (bench/queue.py would hide the stdlib).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 from tests.e2e.server import ReelServer, free_port
 
 BARE_APP = """

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# src/ replaces this folder on sys.path (bench/queue.py would hide the stdlib).
+sys.path[0] = str(Path(__file__).resolve().parents[1] / "src")
 
 from reel.config import Settings
 from reel.engines.base import Capabilities, GenerationRequest
