@@ -82,6 +82,27 @@ def test_api_fuzz(case: schemathesis.Case) -> None:
     _check_error_shape(response, case.path)
 
 
+class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Stateful: creates followed by the calls their links lead to (status, cancel, retrieve,
+    content, remix, delete), each checked like the single calls above."""
+
+    def before_call(self, case: schemathesis.Case) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {_state['key']}"}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        case.validate_response(response, checks=[not_a_server_error])
+        _check_error_shape(response, case.path)
+
+
+TestAPIWorkflow = APIWorkflow.TestCase
+TestAPIWorkflow.settings = settings(
+    max_examples=15,
+    stateful_step_count=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
 def teardown_module() -> None:
     services = _state.get("services")
     if isinstance(services, Services):

@@ -134,6 +134,38 @@ def create_app(
     return app
 
 
+#: OpenAPI links: how a create's answer feeds the calls that follow (for clients, docs and
+#: stateful API testing). (path, method) of the create → {link name: (operationId, how)}.
+_VIDEO_ID = {"parameters": {"video_id": "$response.body#/id"}}
+_TASK_ID = {"requestBody": {"taskId": "$response.body#/taskId"}}
+_LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, object]]]] = {
+    ("/api/sora-2/generate", "post"): {
+        "CheckStatus": ("check_status_api_sora_2_check_status_post", _TASK_ID),
+        "Cancel": ("cancel_api_sora_2_cancel_post", _TASK_ID),
+    },
+    ("/v1/videos", "post"): {
+        "Retrieve": ("retrieve_video_v1_videos__video_id__get", _VIDEO_ID),
+        "Content": ("download_content_v1_videos__video_id__content_get", _VIDEO_ID),
+        "Remix": ("remix_video_v1_videos__video_id__remix_post", _VIDEO_ID),
+        "Cancel": ("cancel_video_v1_videos__video_id__cancel_post", _VIDEO_ID),
+        "Delete": ("delete_video_v1_videos__video_id__delete", _VIDEO_ID),
+    },
+}
+
+
+def _add_links(schema: dict[str, Any]) -> None:
+    paths = schema.get("paths", {})
+    for (path, method), links in _LINKS.items():
+        op = paths.get(path, {}).get(method)
+        if op is None:
+            continue
+        ok = op.get("responses", {}).get("200")
+        if ok is not None:
+            ok["links"] = {
+                name: {"operationId": op_id, **how} for name, (op_id, how) in links.items()
+            }
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -171,5 +203,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     response["content"] = {"application/json": {"schema": ref}}
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    _add_links(schema)
     app.openapi_schema = schema
     return schema
