@@ -16,7 +16,7 @@ from reel.config import Settings
 from reel.db.models import IdempotencyRecord, Task
 from reel.service.clock import now
 from reel.service.context import Services
-from reel.storage.naming import input_image_key, preview_keys
+from reel.storage.naming import preview_keys, task_keys
 from reel.types import FINAL_STATUSES, TaskStatus
 
 log = logging.getLogger("reel.retention")
@@ -40,10 +40,10 @@ def is_expired(task: Task, settings: Settings, *, at: float | None = None) -> bo
 
 def purge(services: Services, task: Task) -> None:
     """Delete a finished task's stored files, then mark it purged."""
-    keys = [input_image_key(task.id)]
+    keys = set(task_keys(task.id, task.attempts))
     if task.video_key:
-        keys += [task.video_key, *preview_keys(task.video_key)]
-    for key in keys:
+        keys |= {task.video_key, *preview_keys(task.video_key)}
+    for key in sorted(keys):
         services.storage.delete(key)
     with services.db.write() as session:
         session.execute(
@@ -67,7 +67,8 @@ def sweep(services: Services) -> Swept:
             session.scalars(
                 select(Task)
                 .where(
-                    Task.status == TaskStatus.COMPLETED,
+                    # failed and canceled tasks too: an attempt may have stored files first
+                    Task.status.in_(list(FINAL_STATUSES)),
                     Task.finished_at < cutoff,
                     Task.purged_at.is_(None),
                 )

@@ -12,3 +12,19 @@ def preview_keys(video_key: str) -> tuple[str, str]:
 def input_image_key(task_id: str) -> str:
     """Storage key of a task's validated start image."""
     return f"inputs/{task_id}.png"
+
+
+def video_key(task_id: str, attempt: int) -> str:
+    """Storage key of the video an attempt makes; each attempt writes its own, so a worker that
+    lost its lease can never overwrite the video of the attempt that completed."""
+    return f"videos/{task_id}-a{attempt}.mp4"
+
+
+def task_keys(task_id: str, attempts: int) -> list[str]:
+    """Every key a task may have written: its start image, and each attempt's video and
+    previews (an attempt killed after storing but before settling leaves its files behind)."""
+    keys = [input_image_key(task_id)]
+    for attempt in range(1, max(attempts, 1) + 1):
+        video = video_key(task_id, attempt)
+        keys += [video, *preview_keys(video)]
+    return keys

@@ -30,7 +30,7 @@ from reel.service import lifecycle
 from reel.service.catalog import ModelSpec
 from reel.service.clock import now
 from reel.service.context import Services
-from reel.storage import StorageError
+from reel.storage import StorageError, naming
 from reel.storage.naming import preview_keys
 from reel.types import Mode, Stage, TaskStatus
 from reel.worker.preflight import check_models
@@ -170,7 +170,7 @@ class Runner:
                 reporter(Stage.GENERATING, 0.0)
                 output = engine.generate(req, reporter)
                 reporter(Stage.STORING, 99.0)
-                video_key = f"videos/{task.id}-a{lease.attempt}.mp4"
+                video_key = naming.video_key(task.id, lease.attempt)
                 self._store(output.path, video_key)
             except Interrupted as stop:
                 self._interrupted(task, lease, stop.reason)
