@@ -223,3 +223,35 @@ def test_misconfigured_model_fails_with_a_fixed_message_and_refund(
     assert task.error_message is not None and "/srv/secret" not in task.error_message
     assert "misconfigured" in task.error_message
     assert ledger_kinds(services, tid) == ["charge", "refund"]
+
+
+def test_a_worker_failing_at_start_is_respawned_with_backoff(services: Services) -> None:
+    from reel.worker.supervisor import Supervisor
+
+    supervisor = Supervisor(services, processes=1)
+    spawned: list[float] = []
+
+    class Exited:  # a worker process that failed right after starting
+        exitcode = 1
+        pid = 0
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, _timeout: float) -> None:
+            pass
+
+    def fake_spawn() -> Exited:
+        spawned.append(time.monotonic())
+        return Exited()
+
+    supervisor._spawn = fake_spawn  # type: ignore[method-assign,assignment]
+    supervisor._children = [Exited()]  # type: ignore[list-item]
+    supervisor._spawned_at = {0: time.monotonic()}
+    deadline = time.monotonic() + 4.5
+    while time.monotonic() < deadline:
+        supervisor._respawn_dead()
+        time.sleep(0.05)
+    # pauses of 1 s, then 3 s: two respawns in 4.5 s instead of ~90 in a tight loop
+    assert len(spawned) == 2
+    assert spawned[1] - spawned[0] >= 2.9

@@ -25,6 +25,9 @@ from reel.service import lifecycle, retention
 from reel.service.clock import now
 from reel.service.context import Services, build_services
 
+#: A worker that exits sooner than this after starting counts as crashing at start-up.
+_QUICK_EXIT = 10.0
+_MAX_BACKOFF = 60.0
 log = logging.getLogger("reel.supervisor")
 
 
@@ -64,13 +67,17 @@ class Supervisor:
         self.models = list(models) if models else None
         self._ctx = mp.get_context("spawn")
         self._children: list[BaseProcess] = []
+        self._spawned_at: dict[int, float] = {}
+        self._crashes: dict[int, int] = {}
+        self._respawn_at: dict[int, float] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_reap = 0.0
 
     def start(self) -> None:
-        for _ in range(self.processes):
+        for i in range(self.processes):
             self._children.append(self._spawn())
+            self._spawned_at[i] = time.monotonic()
         self._thread = threading.Thread(target=self._watch, name="reel-supervisor", daemon=True)
         self._thread.start()
 
@@ -97,11 +104,30 @@ class Supervisor:
                 log.exception("supervisor pass failed; retrying")
 
     def _respawn_dead(self) -> None:
+        """Replace exited workers. A killed one comes back at once; one that keeps failing right
+        after it starts (exit code > 0: a broken model, a full disk) is respawned with a growing
+        pause, up to a minute, not in a tight loop."""
+        t = time.monotonic()
         for i, proc in enumerate(self._children):
-            if not proc.is_alive() and not self._stopping.is_set():
-                log.warning("worker process %s exited (%s); respawning", proc.pid, proc.exitcode)
+            if proc.is_alive() or self._stopping.is_set():
+                continue
+            if i not in self._respawn_at:
+                lived = t - self._spawned_at.get(i, t)
+                failed_early = (proc.exitcode or 0) > 0 and lived < _QUICK_EXIT
+                self._crashes[i] = self._crashes.get(i, 0) + 1 if failed_early else 0
+                delay = min(_MAX_BACKOFF, 2.0 ** self._crashes[i] - 1)
+                self._respawn_at[i] = t + delay
+                log.warning(
+                    "worker process %s exited (%s); respawning in %.0fs",
+                    proc.pid,
+                    proc.exitcode,
+                    delay,
+                )
+            if t >= self._respawn_at[i]:
                 proc.join(0)
+                del self._respawn_at[i]
                 self._children[i] = self._spawn()
+                self._spawned_at[i] = time.monotonic()
 
     def _enforce_time_limit(self) -> None:
         limit = self.settings.task_time_limit
