@@ -340,6 +340,8 @@ def test_cli_generate_shows_progress_and_downloads(server: ReelServer, tmp_path:
     result = server.cli(
         "generate",
         "A paper boat on a river",
+        "--idempotency-key",
+        "boat-1",
         "--aspect",
         "landscape",
         "--out",
@@ -361,3 +363,25 @@ def test_cli_generate_shows_progress_and_downloads(server: ReelServer, tmp_path:
         "status", task_id, "--server", server.url, "--key", "sk-reel-bad", check=False
     )
     assert refused.returncode == 1 and "LOGIN_REQUIRED" in refused.stderr
+    # the same idempotency key again: the first task comes back, nothing new is charged
+    again = server.cli(
+        "generate",
+        "A paper boat on a river",
+        "--idempotency-key",
+        "boat-1",
+        "--aspect",
+        "landscape",
+        "--out",
+        str(tmp_path / "again.mp4"),
+        "--server",
+        server.url,
+        "--key",
+        key,
+        "--poll",
+        "0.5",
+    )
+    assert again.stderr.split("task ", 1)[1].split()[0] == task_id
+    account = httpx.get(
+        f"{server.url}/api/sora-2/account", timeout=10, headers={"Authorization": f"Bearer {key}"}
+    ).json()
+    assert account["credits"] == 6 and account["usage"]["tasks"] == 1

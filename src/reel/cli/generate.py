@@ -51,6 +51,13 @@ def generate(
     server: ServerOpt = None,
     key: KeyOpt = None,
     poll: Annotated[float, typer.Option(help="Seconds between status checks.")] = 2.0,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Also send signed webhook events for this task here.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Makes the submission safe to retry: one task, one charge."),
+    ] = None,
 ) -> None:
     """Submit a generation, show its progress, then download the video."""
     try:
@@ -62,6 +69,8 @@ def generate(
                 aspect=aspect,
                 duration=duration,
                 image_urls=image or None,
+                callback_url=callback_url,
+                idempotency_key=idempotency_key,
             )
             console.print(f"task [bold]{submitted.task_id}[/bold] accepted")
             final = _wait_with_progress(client, submitted.task_id, poll)
