@@ -160,3 +160,36 @@ def test_webhook_is_for_fal_only(upstream_settings: Settings) -> None:
     params = {"endpoint": "owner/model", "webhook": True}
     with pytest.raises(EngineConfigError):
         make_engine("replicate", params, upstream_settings)
+
+
+def test_a_resumed_webhook_job_still_wakes_on_the_callback(
+    fal: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    fal.run_s = 1.0
+    params = fal_params(fal, webhook=True, webhook_poll_interval=60, poll_interval=60)
+    hook = "http://127.0.0.1:9/hooks/fal/task_test?sig=abc"
+    told = [0]
+
+    def woken() -> bool:
+        with fal.lock:
+            arrived = len(fal.webhooks)
+        fresh, told[0] = arrived > told[0], arrived
+        return fresh
+
+    def drain_when_submitted(stage: object, percent: float) -> None:
+        if fal.jobs:
+            raise Interrupted("draining")
+
+    saved = Saved()
+    first = replace(request(tmp_path, checkpoint=saved), callback_url=hook, woken=woken)
+    with pytest.raises(Interrupted):
+        make_engine("fal", params, upstream_settings).generate(first, drain_when_submitted)  # type: ignore[arg-type]
+    assert saved.state["webhook"] is True
+
+    again = replace(
+        request(tmp_path, resume=saved.state, checkpoint=Saved()), callback_url=hook, woken=woken
+    )
+    started = time.monotonic()
+    out = make_engine("fal", params, upstream_settings).generate(again, Sink())
+    assert time.monotonic() - started < 20 and upstream_meta(out)["resumed"] is True
+    assert len(fal.calls("submit")) == 1
