@@ -302,6 +302,13 @@ class _WithCDN(FakeUpstream):
 
 
 class FakeFal(_WithCDN):
+    """With ``?fal_webhook=URL`` on a submission, POSTs to that URL when the job ends."""
+
+    def __init__(self, video: bytes, *, queue_s: float = 0.2, run_s: float = 0.4) -> None:
+        super().__init__(video, queue_s=queue_s, run_s=run_s)
+        #: Webhook calls made: (url, the answer's status or the error).
+        self.webhooks: list[tuple[str, int | str]] = []
+
     def op_of(self, seen: Seen) -> str:
         if seen.path.startswith("/files/"):
             return "file"
@@ -319,6 +326,9 @@ class FakeFal(_WithCDN):
             app = "/".join(seen.path.strip("/").split("/")[:2])
             job = self.new_job(json.loads(seen.body or b"{}"))
             root = f"{self.url}/{app}/requests/{job.id}"
+            hook = seen.query.get("fal_webhook")
+            if hook:
+                threading.Thread(target=self._call_back, args=(hook[0], job), daemon=True).start()
             return (
                 200,
                 {},
@@ -372,6 +382,23 @@ class FakeFal(_WithCDN):
                 "seed": 42,
             },
         )
+
+    def _call_back(self, url: str, job: Job) -> None:
+        """What fal does with ``fal_webhook``: POST the outcome once the request has ended."""
+        time.sleep(max(0.0, job.created + job.queue_s + job.run_s - time.time()) + 0.05)
+        ok = job.phase(time.time()) == "succeeded"
+        body = {
+            "request_id": job.id,
+            "gateway_request_id": job.id,
+            "status": "OK" if ok else "ERROR",
+            "payload": {"video": {"url": "https://fal.media/forged.mp4"}} if ok else None,
+        }
+        try:
+            status = httpx.post(url, json=body, timeout=10).status_code
+        except httpx.HTTPError as exc:
+            status = repr(exc)
+        with self.lock:
+            self.webhooks.append((url, status))
 
 
 # --- Replicate -----------------------------------------------------------------------------------

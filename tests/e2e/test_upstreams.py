@@ -4,12 +4,15 @@ start image, and the result comes back through Reel's storage as a playable MP4.
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from PIL import Image
 
 from reel.media.video import probe
+from reel.storage.signing import verify_callback
 from tests.e2e.server import ReelServer
 from tests.e2e.test_server import post, wait_final
 from tests.fakeupstreams import FakeFal, tiny_mp4
@@ -79,3 +82,70 @@ sora2-pro-high = "wan-fal"
             out.write_bytes(video.content)
             assert probe(out).frames == 8
             assert "e2e-key" not in server.log()
+
+
+def test_fal_webhook_wakes_the_worker_long_before_its_next_poll(tmp_path: Path) -> None:
+    """``webhook = true``: fal calls Reel's signed link when the job ends; the worker, which
+    would otherwise ask again only after 60 s, fetches the result at once."""
+    mp4 = tiny_mp4(tmp_path)
+    with FakeFal(mp4, queue_s=0.2, run_s=1.0) as fal:
+        models = tmp_path / "models.toml"
+        models.write_text(
+            f"""
+[models.wan-fal]
+engine = "fal"
+[models.wan-fal.params]
+base_url = "{fal.url}"
+endpoint = "fal-ai/wan/v2.2-a14b/text-to-video"
+credentials_env = "E2E_FAL_KEY"
+webhook = true
+webhook_poll_interval = 60
+
+[tiers]
+sora2 = "wan-fal"
+sora2-pro-standard = "wan-fal"
+sora2-pro-high = "wan-fal"
+"""
+        )
+        server = ReelServer(
+            tmp_path / "data",
+            workers=1,
+            REEL_MODELS_FILE=str(models),
+            REEL_UPSTREAM_FETCH_ALLOW_HOSTS="127.0.0.1",
+            REEL_SECRET_KEY="e2e-signing-key",
+            E2E_FAL_KEY="e2e-key",
+        )
+        server.env["REEL_PUBLIC_URL"] = server.url
+        with server:
+            key = str(server.create_key(credits=50)["key"])
+            started = time.monotonic()
+            created = post(
+                server,
+                "/api/sora-2/generate",
+                key,
+                {
+                    "prompt": "waves",
+                    "mode": "textToVideo",
+                    "aspectRatio": "landscape",
+                    "videoDuration": "10",
+                },
+            ).json()
+            task_id = str(created["taskId"])
+            done = wait_final(server, key, task_id, timeout=50)
+            took = time.monotonic() - started
+            assert done["status"] == "completed", (done, server.log())
+            assert took < 20, (took, server.log())  # the fallback poll would come after 60 s
+
+            (submit,) = fal.calls("submit")
+            (hook,) = submit.query["fal_webhook"]
+            parts = urlsplit(hook)
+            assert f"{parts.scheme}://{parts.netloc}" == server.url
+            assert parts.path == f"/hooks/fal/{task_id}"
+            (sig,) = parse_qs(parts.query)["sig"]
+            assert verify_callback(b"e2e-signing-key", task_id, sig)
+            assert fal.webhooks == [(hook, 204)]
+            # one status call after submitting, one after the callback: no polling between
+            assert len(fal.calls("status")) <= 3, fal.calls("status")
+
+            video = httpx.get(str(done["videoUrl"]), timeout=30)
+            assert video.status_code == 200 and video.content == mp4  # not the forged payload

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reel import __version__
 from reel.api import console, errors
 from reel.api.metrics import Metrics, MetricsMiddleware
-from reel.api.routes import health, media, metrics, openai, seed
+from reel.api.routes import health, hooks, media, metrics, openai, seed
 from reel.api.schemas.openai import CreateVideoRequest, OpenAIError, RemixVideoRequest
 from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 from reel.config import Settings
@@ -129,6 +129,7 @@ def create_app(
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(hooks.router)
     console.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

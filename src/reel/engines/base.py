@@ -65,6 +65,11 @@ class GenerationRequest:
     #: Saves a small JSON-able state on the task row at once, for ``resume``; ``None`` when
     #: the caller keeps no state.
     checkpoint: Callable[[Mapping[str, object]], None] | None = None
+    #: Reel's signed link an upstream may call when its job changes (needs ``REEL_PUBLIC_URL``).
+    callback_url: str | None = None
+    #: Whether a call to ``callback_url`` arrived since the last time this was asked; ``None``
+    #: when the caller cannot tell. A callback only says "look now", never what happened.
+    woken: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

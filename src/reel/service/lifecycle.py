@@ -95,11 +95,13 @@ def heartbeat(
 
 #: Key in ``Task.extra`` holding what an engine saved to resume its work on a later attempt.
 ENGINE_STATE = "engine_state"
+#: Key in ``Task.extra``: when an upstream last called the task's callback link (epoch seconds).
+UPSTREAM_CALLBACK = "upstream_callback_at"
 
 
 #: Keys of ``Task.extra`` that workers write about one run (operator-only facts and resumable
 #: state). They describe how a task ran, not what was asked, so new tasks never copy them.
-RUN_EXTRA_KEYS = frozenset({ENGINE_STATE, "upstream"})
+RUN_EXTRA_KEYS = frozenset({ENGINE_STATE, "upstream", UPSTREAM_CALLBACK})
 
 
 def request_extra(task: Task, *, drop: frozenset[str] = frozenset()) -> dict[str, object]:
@@ -119,6 +121,35 @@ def save_engine_state(session: Session, lease: Lease, state: Mapping[str, object
         return False
     extra = {**(task.extra or {}), ENGINE_STATE: dict(state)}
     return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
+
+
+def note_upstream_callback(session: Session, task_id: str) -> bool:
+    """Record that an upstream called back for a running task (a wake-up for its worker).
+
+    Tasks in any other state are left alone. The row is locked while ``extra`` is rewritten,
+    so a concurrent engine checkpoint is never lost (at worst this mark is)."""
+    task = session.scalars(
+        select(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if task is None:
+        return False
+    extra = {**(task.extra or {}), UPSTREAM_CALLBACK: now()}
+    return bool(
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+            .values(extra=extra)
+        ).rowcount
+    )
+
+
+def upstream_callback(session: Session, task_id: str) -> object:
+    """When the task's upstream last called back, or ``None``."""
+    extra = session.scalar(select(Task.extra).where(Task.id == task_id))
+    return (extra or {}).get(UPSTREAM_CALLBACK) if isinstance(extra, dict) else None
 
 
 def complete(

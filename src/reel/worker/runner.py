@@ -32,6 +32,7 @@ from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage import StorageError, naming
 from reel.storage.naming import preview_keys
+from reel.storage.signing import callback_path
 from reel.types import Mode, Stage, TaskStatus
 from reel.worker.preflight import check_models
 from reel.worker.progress import AbortReason, ProgressReporter
@@ -251,6 +252,10 @@ class Runner:
                     base_url=self.settings.public_url,
                     expires_in=self.settings.media_url_ttl,
                 )
+        callback_url = None
+        if self.settings.public_url:  # for upstreams that call back when a job changes
+            base = self.settings.public_url.rstrip("/")
+            callback_url = base + callback_path(self.settings.signing_key, task.id)
         return GenerationRequest(
             task_id=task.id,
             prompt=task.prompt,
@@ -265,7 +270,25 @@ class Runner:
             image_url=image_url,
             resume=lifecycle.engine_state(task),
             checkpoint=lambda state: self._checkpoint(lease, state),
+            callback_url=callback_url,
+            woken=self._woken(task) if callback_url else None,
         )
+
+    def _woken(self, task: Task) -> Callable[[], bool]:
+        """Whether the task's upstream called back since the last ask (see api/routes/hooks)."""
+        last = [(task.extra or {}).get(lifecycle.UPSTREAM_CALLBACK)]
+
+        def woken() -> bool:
+            try:
+                with self.services.db.read() as session:
+                    seen = lifecycle.upstream_callback(session, task.id)
+            except Exception as exc:  # the engine polls on its own schedule anyway
+                log.warning("task %s: callback mark not read: %s", task.id, exc)
+                return False
+            changed, last[0] = seen != last[0], seen
+            return changed
+
+        return woken
 
     def _checkpoint(self, lease: lifecycle.Lease, state: Mapping[str, object]) -> None:
         with self.services.db.write() as session:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reel.config import Settings
-from reel.engines.base import EngineError, Interrupted
+from reel.engines.base import EngineConfigError, EngineError, Interrupted
 from reel.media.video import probe
 from reel.types import Stage
-from tests.engines.upstream.conftest import FAST, Sink, make_engine, request, upstream_meta
+from tests.engines.upstream.conftest import (
+    FAST,
+    Saved,
+    Sink,
+    make_engine,
+    request,
+    upstream_meta,
+)
 from tests.fakeupstreams import FakeFal, Fault, wait_for
 
 
@@ -108,3 +117,79 @@ def test_result_links_pass_the_ssrf_guard(
         engine.generate(request(tmp_path), Sink())
     assert "could not be downloaded" in info.value.message
     assert fal.cdn is not None and not fal.cdn.calls("file")  # refused before connecting
+
+
+def test_webhook_link_is_sent_and_a_call_ends_the_long_wait(
+    fal: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    params = fal_params(fal, webhook=True, webhook_poll_interval=60)
+    engine = make_engine("fal", params, upstream_settings)
+    hook = "http://127.0.0.1:9/hooks/fal/task_test?sig=abc"  # refused: the fake notes that
+    told = [0]
+
+    def woken() -> bool:
+        with fal.lock:
+            arrived = len(fal.webhooks)
+        fresh, told[0] = arrived > told[0], arrived
+        return fresh
+
+    saved = Saved()
+    req = replace(request(tmp_path, checkpoint=saved), callback_url=hook, woken=woken)
+    started = time.monotonic()
+    out = engine.generate(req, Sink())
+
+    assert time.monotonic() - started < 20  # not the 60 s fallback
+    assert probe(out.path).frames == 8
+    assert fal.calls("submit")[0].query["fal_webhook"] == [hook]
+    assert len(fal.calls("status")) <= 3
+    assert any(state.get("webhook") is True for state in saved.history)
+
+
+def test_webhook_without_a_callback_link_polls_as_usual(
+    fal: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    params = fal_params(fal, webhook=True, webhook_poll_interval=60)
+    engine = make_engine("fal", params, upstream_settings)  # no REEL_PUBLIC_URL: no link
+    out = engine.generate(request(tmp_path), Sink())
+    assert probe(out.path).frames == 8
+    assert "fal_webhook" not in fal.calls("submit")[0].query
+    assert fal.webhooks == []
+
+
+def test_webhook_is_for_fal_only(upstream_settings: Settings) -> None:
+    params = {"endpoint": "owner/model", "webhook": True}
+    with pytest.raises(EngineConfigError):
+        make_engine("replicate", params, upstream_settings)
+
+
+def test_a_resumed_webhook_job_still_wakes_on_the_callback(
+    fal: FakeFal, upstream_settings: Settings, tmp_path: Path
+) -> None:
+    fal.run_s = 1.0
+    params = fal_params(fal, webhook=True, webhook_poll_interval=60, poll_interval=60)
+    hook = "http://127.0.0.1:9/hooks/fal/task_test?sig=abc"
+    told = [0]
+
+    def woken() -> bool:
+        with fal.lock:
+            arrived = len(fal.webhooks)
+        fresh, told[0] = arrived > told[0], arrived
+        return fresh
+
+    def drain_when_submitted(stage: object, percent: float) -> None:
+        if fal.jobs:
+            raise Interrupted("draining")
+
+    saved = Saved()
+    first = replace(request(tmp_path, checkpoint=saved), callback_url=hook, woken=woken)
+    with pytest.raises(Interrupted):
+        make_engine("fal", params, upstream_settings).generate(first, drain_when_submitted)  # type: ignore[arg-type]
+    assert saved.state["webhook"] is True
+
+    again = replace(
+        request(tmp_path, resume=saved.state, checkpoint=Saved()), callback_url=hook, woken=woken
+    )
+    started = time.monotonic()
+    out = make_engine("fal", params, upstream_settings).generate(again, Sink())
+    assert time.monotonic() - started < 20 and upstream_meta(out)["resumed"] is True
+    assert len(fal.calls("submit")) == 1

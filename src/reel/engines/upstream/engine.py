@@ -94,6 +94,11 @@ class UpstreamEngine:
                 "image-to-video tasks will skip it",
                 spec.name,
             )
+        if spec.webhook and not settings.public_url:
+            log.warning(
+                "upstream %s has webhook = true but REEL_PUBLIC_URL is not set; polling instead",
+                spec.name,
+            )
         return Upstream(
             spec=spec,
             provider=PROVIDERS[spec.kind],

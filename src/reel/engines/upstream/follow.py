@@ -33,13 +33,24 @@ log = logging.getLogger("reel.engines.upstream")
 class JobRun:
     """One job on one upstream, within a :class:`TaskRun`."""
 
-    def __init__(self, task: TaskRun, up: Upstream, job: Job, endpoint: str, since: float):
+    def __init__(
+        self,
+        task: TaskRun,
+        up: Upstream,
+        job: Job,
+        endpoint: str,
+        since: float,
+        *,
+        webhook: bool = False,
+    ):
         self.task = task
         self.up = up
         self.job = job
         self.endpoint = endpoint
         #: Wall-clock time the job was submitted (for the total time recorded).
         self.since = since
+        #: The job was submitted with Reel's callback link: poll when it calls, else seldom.
+        self.webhook = webhook
         self._tag = f"task {task.req.task_id}: upstream {up.spec.name} job {job.id}"
 
     def run(self) -> EngineOutput | None:
@@ -51,7 +62,13 @@ class JobRun:
         state = {"upstream": up.spec.name, "server": job.server, "phase": "submitted"}
         try:
             task.checkpoint(
-                {**state, "since": self.since, "job": job.to_state(), "endpoint": self.endpoint}
+                {
+                    **state,
+                    "since": self.since,
+                    "job": job.to_state(),
+                    "endpoint": self.endpoint,
+                    "webhook": self.webhook,
+                }
             )
         except Exception:  # the job could not be handed over (lease lost, database error)
             self.cancel()
@@ -120,7 +137,11 @@ class JobRun:
             if clock() >= job_deadline:
                 return self._abandon(poll, "timeout")
             last = poll
-            task.wait(spec.poll_interval)
+            if self.webhook:
+                remaining = max(0.0, job_deadline - clock())
+                task.wait(min(spec.webhook_poll_interval, remaining), woken=task.req.woken)
+            else:
+                task.wait(spec.poll_interval)
 
     def _abandon(self, last: Poll | None, why: str) -> EngineOutput | None:
         """Cancel a job that timed out or went silent; ``None`` once it is known to be stopped.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("reel.engines.upstream")
 
 _SLICE: Final = 1.0  # longest sleep between progress calls, so a cancel is seen within ~1 s
+_WAKE_SLICE: Final = 0.5  # how often a job followed by callback asks whether one came
 _LOOKUPS: Final = 3
 
 
@@ -174,7 +176,7 @@ class TaskRun:
             job = found
         up.health.success(server)
         log.info("task %s: upstream %s job %s on %s", self.req.task_id, spec.name, job.id, server)
-        return JobRun(self, up, job, sub.endpoint, since).run()
+        return JobRun(self, up, job, sub.endpoint, since, webhook=bool(sub.callback_url)).run()
 
     def _submission(self, up: Upstream) -> Submission:
         spec, req = up.spec, self.req
@@ -196,7 +198,8 @@ class TaskRun:
             body = render(spec.input, variables(req, fps=spec.fps, image_url=image_url))
         except MappingError as exc:
             raise _ConfigProblem(exc.message) from exc
-        return Submission(req.mode, spec.endpoint_for(req.mode), body, png, req.prompt)
+        callback = req.callback_url if spec.webhook and req.woken is not None else None
+        return Submission(req.mode, spec.endpoint_for(req.mode), body, png, req.prompt, callback)
 
     def _find_lost(self, up: Upstream, server: str, sub: Submission, since: float) -> Job | None:
         """The job a lost submission created; ``None`` if none appeared within the grace time.
@@ -264,22 +267,25 @@ class TaskRun:
         self.resumed = True
         self.note(up, job.server, "resumed", request_id=job.id)
         log.info("task %s: resuming upstream %s job %s", self.req.task_id, up.spec.name, job.id)
-        return JobRun(self, up, job, endpoint, since).run()
+        webhook = state.get("webhook") is True and self.req.woken is not None
+        return JobRun(self, up, job, endpoint, since, webhook=webhook).run()
 
     # --- progress, waiting, notes (also used by JobRun) ------------------------------------------
     def report(self, stage: Stage, percent: float) -> None:
         self._stage, self._percent = stage, percent
         self.progress(stage, percent)
 
-    def wait(self, seconds: float) -> None:
-        """Sleep, telling the sink every second so that a cancel or drain stops us promptly."""
+    def wait(self, seconds: float, *, woken: Callable[[], bool] | None = None) -> None:
+        """Sleep, telling the sink every second so that a cancel or drain stops us promptly;
+        with ``woken``, end early (checked every half second) once it says so."""
         end = self.clock() + max(0.0, seconds)
+        step = _SLICE if woken is None else _WAKE_SLICE
         while True:
             self.progress(self._stage, self._percent)
             remaining = end - self.clock()
-            if remaining <= 0:
+            if remaining <= 0 or (woken is not None and woken()):
                 return
-            self.engine.sleep(min(_SLICE, remaining))
+            self.engine.sleep(min(step, remaining))
 
     def checkpoint(self, state: dict[str, object]) -> None:
         if self.req.checkpoint is not None:

@@ -84,6 +84,11 @@ class UpstreamSpec(BaseModel):
     #: Frame rate behind the ``{fps}`` and ``{num_frames}`` variables.
     fps: int = Field(default=24, ge=1, le=120)
     poll_interval: float = Field(default=2.0, gt=0)
+    #: fal: pass Reel's signed callback link (``fal_webhook``, needs ``REEL_PUBLIC_URL``), so a
+    #: job's end wakes the worker at once; status is then asked only every
+    #: ``webhook_poll_interval`` seconds otherwise (a lost callback costs at most that long).
+    webhook: bool = False
+    webhook_poll_interval: float = Field(default=30.0, gt=0)
     #: Seconds a job may take upstream, from submission to result, before Reel cancels it.
     timeout: float = Field(default=900.0, gt=0)
     #: Seconds for one HTTP call.
@@ -137,6 +142,8 @@ class UpstreamSpec(BaseModel):
                 raise ValueError(f"{server!r} is not an http(s) URL")
         if self.kind in ("fal", "replicate") and not self.endpoint:
             raise ValueError(f"a {self.kind} upstream needs endpoint")
+        if self.webhook and self.kind != "fal":
+            raise ValueError("webhook = true is for fal upstreams only")
         if self.image == "upload" and self.kind != "openai_videos":
             raise ValueError('image = "upload" is for OpenAI-compatible upstreams only')
         check_templates(self.input)

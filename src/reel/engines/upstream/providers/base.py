@@ -25,6 +25,8 @@ class Submission:
     image_png: bytes | None = None
     #: The prompt, to recognise our job in an upstream's job list.
     prompt: str = ""
+    #: Reel's signed link the upstream calls when the job ends (fal ``webhook = true``).
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ COMPLETED, queue_position, logs, metrics, error?}``; result ``GET …/requests/{
 result and cancel live under the app root, without the endpoint path (``fal-ai/wan``, not
 ``fal-ai/wan/v2.2-a14b/text-to-video``); the URLs the submit answer carries are used when they
 point at the configured server. fal keeps no job list, so a lost submission cannot be looked up.
+With ``?fal_webhook=URL`` fal POSTs to that URL when the request ends; Reel uses it only as a
+signal to poll now (the payload is never trusted).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class FalProvider:
     probes_load = False
 
     def submit(self, client: UpstreamClient, server: str, sub: Submission) -> Job:
-        data = client.submit("POST", f"{server}/{sub.endpoint.strip('/')}", json=dict(sub.input))
+        params = {"fal_webhook": sub.callback_url} if sub.callback_url else None
+        data = client.submit(
+            "POST", f"{server}/{sub.endpoint.strip('/')}", json=dict(sub.input), params=params
+        )
         request_id = data.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise OutcomeUnknown(client.scrub(f"fal submit answer without request_id: {data}"))
