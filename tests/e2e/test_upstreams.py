@@ -19,6 +19,36 @@ from tests.fakeupstreams import FakeFal, tiny_mp4
 from tests.imageserver import image_server, png_bytes
 
 
+def fal_reel(tmp_path: Path, fal_url: str, params: str, **env: str) -> ReelServer:
+    """A `reel serve` whose every tier is served by the fake fal at ``fal_url``."""
+    models = tmp_path / "models.toml"
+    models.write_text(
+        f"""
+[models.wan-fal]
+engine = "fal"
+[models.wan-fal.params]
+base_url = "{fal_url}"
+credentials_env = "E2E_FAL_KEY"
+{params}
+
+[tiers]
+sora2 = "wan-fal"
+sora2-pro-standard = "wan-fal"
+sora2-pro-high = "wan-fal"
+"""
+    )
+    server = ReelServer(
+        tmp_path / "data",
+        workers=1,
+        REEL_MODELS_FILE=str(models),
+        REEL_UPSTREAM_FETCH_ALLOW_HOSTS="127.0.0.1",
+        E2E_FAL_KEY="e2e-key",
+        **env,
+    )
+    server.env["REEL_PUBLIC_URL"] = server.url
+    return server
+
+
 def test_image_to_video_through_a_hosted_upstream(tmp_path: Path) -> None:
     mp4 = tiny_mp4(tmp_path)
     png = png_bytes(96, 64)
@@ -27,31 +57,11 @@ def test_image_to_video_through_a_hosted_upstream(tmp_path: Path) -> None:
         image_server({"/start.png": (200, "image/png", png)}) as images,
     ):
         fal.fetch_inputs = ("image_url",)
-        models = tmp_path / "models.toml"
-        models.write_text(
-            f"""
-[models.wan-fal]
-engine = "fal"
-[models.wan-fal.params]
-base_url = "{fal.url}"
-endpoint = "fal-ai/wan/v2.2-a14b/image-to-video"
-credentials_env = "E2E_FAL_KEY"
-poll_interval = 0.1
-
-[tiers]
-sora2 = "wan-fal"
-sora2-pro-standard = "wan-fal"
-sora2-pro-high = "wan-fal"
-"""
+        server = fal_reel(
+            tmp_path,
+            fal.url,
+            'endpoint = "fal-ai/wan/v2.2-a14b/image-to-video"\npoll_interval = 0.1',
         )
-        server = ReelServer(
-            tmp_path / "data",
-            workers=1,
-            REEL_MODELS_FILE=str(models),
-            REEL_UPSTREAM_FETCH_ALLOW_HOSTS="127.0.0.1",
-            E2E_FAL_KEY="e2e-key",
-        )
-        server.env["REEL_PUBLIC_URL"] = server.url
         with server:
             key = str(server.create_key(credits=50)["key"])
             created = post(
@@ -89,33 +99,13 @@ def test_fal_webhook_wakes_the_worker_long_before_its_next_poll(tmp_path: Path) 
     would otherwise ask again only after 60 s, fetches the result at once."""
     mp4 = tiny_mp4(tmp_path)
     with FakeFal(mp4, queue_s=0.2, run_s=1.0) as fal:
-        models = tmp_path / "models.toml"
-        models.write_text(
-            f"""
-[models.wan-fal]
-engine = "fal"
-[models.wan-fal.params]
-base_url = "{fal.url}"
-endpoint = "fal-ai/wan/v2.2-a14b/text-to-video"
-credentials_env = "E2E_FAL_KEY"
-webhook = true
-webhook_poll_interval = 60
-
-[tiers]
-sora2 = "wan-fal"
-sora2-pro-standard = "wan-fal"
-sora2-pro-high = "wan-fal"
-"""
-        )
-        server = ReelServer(
-            tmp_path / "data",
-            workers=1,
-            REEL_MODELS_FILE=str(models),
-            REEL_UPSTREAM_FETCH_ALLOW_HOSTS="127.0.0.1",
+        server = fal_reel(
+            tmp_path,
+            fal.url,
+            'endpoint = "fal-ai/wan/v2.2-a14b/text-to-video"\n'
+            "webhook = true\nwebhook_poll_interval = 60",
             REEL_SECRET_KEY="e2e-signing-key",
-            E2E_FAL_KEY="e2e-key",
         )
-        server.env["REEL_PUBLIC_URL"] = server.url
         with server:
             key = str(server.create_key(credits=50)["key"])
             started = time.monotonic()
