@@ -10,8 +10,9 @@ Shippable alone: it imports nothing else from ``reel`` and needs only httpx. ::
         reel.download(done, "fox.mp4")
 """
 
+from ._async_client import AsyncClient
 from ._base import DEFAULT_SERVER
-from ._client import AsyncClient, Client
+from ._client import Client
 from ._errors import (
     ERROR_CODES,
     ActiveTaskLimitError,
