@@ -37,11 +37,12 @@ sys.path[0] = str(Path(__file__).resolve().parents[1] / "src")
 
 from reel.config import Settings
 from reel.engines.base import Capabilities, GenerationRequest
-from reel.engines.diffusers_base import DiffusersEngine, LoadedPipelines
-from reel.engines.diffusers_config import DiffusersParams, ModelInfo
-from reel.engines.diffusers_ltx import LTX_DEFAULTS, LTXEngine
-from reel.engines.diffusers_random import ARCHS, build_pipeline
-from reel.engines.diffusers_wan import WAN_DEFAULTS, WanEngine
+from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines
+from reel.engines.diffusers.geometry import ModelInfo
+from reel.engines.diffusers.ltx import LTX_DEFAULTS, LTXEngine
+from reel.engines.diffusers.params import DiffusersParams
+from reel.engines.diffusers.tiny import ARCHS, build_pipeline
+from reel.engines.diffusers.wan import WAN_DEFAULTS, WanEngine
 from reel.engines.registry import load_engine
 from reel.types import Mode, Stage
 

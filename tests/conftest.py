@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from reel.api.app import create_app, prepare_database
+from reel.api.app import create_app
 from reel.config import Settings
-from reel.service.context import Services, build_services
+from reel.service.context import Services, build_services, prepare_database
 from tests import services as real
 from tests.factories import make_key
 

@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import select
 
+from reel import queue
 from reel.db.models import Task
 from reel.queue import claim_task
 from reel.service import keys
@@ -24,7 +25,7 @@ def claim_next(services: Services, worker_id: str = "w1", *, lease: float = 5) -
     lease_until = time.time() + lease
     with services.db.write() as session:
         if not services.dispatcher.pushes:
-            return services.dispatcher.claim(
+            return queue.claim_next(
                 session, worker_id=worker_id, models=["sandbox"], lease_until=lease_until
             )
         oldest = session.scalars(

@@ -9,6 +9,7 @@ from reel.api.app import create_app
 from reel.db.models import Worker
 from reel.service.clock import now
 from reel.service.context import Services
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
 from tests.factories import make_key
@@ -35,7 +36,7 @@ def test_metrics_report_requests_tasks_queues_and_generation(
     key = make_key(services, credits=100).key
     for _ in range(2):
         assert client.post("/api/sora-2/generate", json=T2V, headers=auth(key)).status_code == 200
-    assert Runner(services).run_once()
+    assert run_once(Runner(services))
     with services.db.write() as session:
         session.add(
             Worker(

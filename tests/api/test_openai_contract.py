@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from reel.service import ledger
 from reel.service.context import Services
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.api.test_seed_contract import get_media
 from tests.conftest import auth
@@ -154,7 +155,7 @@ def test_content_before_completion_and_poll_header(
         400,
         "invalid_value",
     )
-    Runner(services).run_once()
+    run_once(Runner(services))
     done = client.get(f"{V1}/{vid}", headers=auth(api_key))
     assert done.json()["status"] == "completed" and "openai-poll-after-ms" not in done.headers
     content = fetch_content(client, f"{V1}/{vid}/content", auth(api_key))

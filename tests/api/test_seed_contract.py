@@ -10,6 +10,7 @@ from reel.api.app import create_app
 from reel.config import Settings
 from reel.service import ledger
 from reel.service.context import Services
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
 from tests.factories import make_key
@@ -95,7 +96,7 @@ def test_completed_status_and_refund_on_failure(
 ) -> None:
     issued = make_key(services, credits=20)
     tid = client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"]
-    assert Runner(services).run_once()
+    assert run_once(Runner(services))
     s = client.post(STATUS, json={"taskId": tid}, headers=auth(issued.key)).json()
     assert s["status"] == "completed" and s["creditsUsed"] == 4 and s["engine"] == "sandbox"
     assert isinstance(s["generationTime"], int)
@@ -106,7 +107,7 @@ def test_completed_status_and_refund_on_failure(
 
     tid2 = client.post(GEN, json=T2V, headers=auth(issued.key)).json()["taskId"]
     assert balance(services, issued.id) == 12
-    Runner(with_settings(services, sandbox_fail_rate=1.0)).run_once()
+    run_once(Runner(with_settings(services, sandbox_fail_rate=1.0)))
     f = client.post(STATUS, json={"taskId": tid2}, headers=auth(issued.key))
     assert f.status_code == 200
     body = f.json()
@@ -284,7 +285,7 @@ def test_image_to_video_fetches_once_and_uses_copy(client: TestClient, services:
         assert r.status_code == 200, r.text
     tid = r.json()["taskId"]
     assert services.storage.exists(f"inputs/{tid}.png")
-    assert Runner(services).run_once()  # the image server is gone: the stored copy is used
+    assert run_once(Runner(services))  # the image server is gone: the stored copy is used
     s = client.post(STATUS, json={"taskId": tid}, headers=auth(issued.key)).json()
     assert s["status"] == "completed" and s["mode"] == "imageToVideo"
 
@@ -378,7 +379,7 @@ def test_cancel_queued_refunds_once(client: TestClient, services: Services) -> N
     again = client.post("/api/sora-2/cancel", json={"taskId": tid}, headers=auth(issued.key))
     assert again.status_code == 200
     assert balance(services, issued.id) == 10
-    assert not Runner(services).run_once()
+    assert not run_once(Runner(services))
 
 
 def test_openapi_documents_errors(client: TestClient) -> None:

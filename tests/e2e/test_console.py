@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from reel.api.app import prepare_database
 from reel.config import Settings
-from reel.service.context import build_services
+from reel.service.context import build_services, prepare_database
 from reel.service.usage import usage_report
 from tests.e2e.browser import chromium, unavailable_reason
 from tests.e2e.server import ReelServer

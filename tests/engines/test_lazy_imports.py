@@ -10,7 +10,7 @@ import sys
 import reel.api.app, reel.cli.app, reel.worker.runner, reel.worker.supervisor
 from reel.engines.registry import engine_class
 engine_class("wan"), engine_class("ltx"), engine_class("sandbox")
-import reel.engines.diffusers_random
+import reel.engines.diffusers.tiny
 heavy = sorted({"torch", "diffusers", "transformers", "accelerate"} & set(sys.modules))
 print(",".join(heavy))
 """

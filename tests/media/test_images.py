@@ -11,10 +11,9 @@ import PIL.Image
 import pytest
 
 from reel.media.errors import ImageDecodeError, ImageFetchError
-from reel.media.fetch import FetchPolicy
 from reel.media.images import Image, decode_image, fetch_image
-
-from .conftest import LoopbackServer
+from reel.net.fetch import FetchPolicy
+from tests.loopback import LoopbackServer
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

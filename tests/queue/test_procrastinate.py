@@ -28,6 +28,7 @@ from reel.service.clock import now
 from reel.service.context import Services
 from reel.types import Aspect, Mode, TaskStatus, Tier
 from reel.worker.jobs import build_app
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import with_settings
 from tests.factories import make_key
@@ -134,8 +135,8 @@ def test_duplicate_delivery_runs_the_task_once(services: Services) -> None:
     with services.db.write() as session:  # a second message for the same task
         services.dispatcher.enqueue(session, session.get(Task, task.id))  # type: ignore[arg-type]
     runner = Runner(services)
-    assert runner.run_once() is True
-    assert runner.run_once() is False  # the second job finds the task completed
+    assert run_once(runner) is True
+    assert run_once(runner) is False  # the second job finds the task completed
     done = task_row(services, task.id)
     assert done.status == TaskStatus.COMPLETED and done.attempts == 1
     assert jobs(services) == []  # delivered jobs are deleted: the task row keeps the history
@@ -147,7 +148,7 @@ def test_jobs_go_only_to_workers_of_their_model(services: Services, settings: Se
     assert job["queue_name"] == "sandbox"
     with services.db.write() as session:  # route it to a model nobody here serves
         session.execute(text("UPDATE procrastinate_jobs SET queue_name = 'elsewhere'"))
-    assert Runner(services).run_once() is False
+    assert run_once(Runner(services)) is False
     assert task_row(services, task.id).status == TaskStatus.QUEUED
 
 
@@ -158,7 +159,7 @@ def test_priorities_per_tier_are_honoured(services: Services) -> None:
     mid = create(ranked, Tier.PRO_STANDARD)
     runner = Runner(ranked)
     for _ in range(3):
-        assert runner.run_once()
+        assert run_once(runner)
     started = {t.id: task_row(ranked, t.id).started_at or 0 for t in (low, mid, high)}
     assert started[high.id] < started[mid.id] < started[low.id]
 
@@ -170,14 +171,14 @@ def test_cancel_of_queued_task_withdraws_its_job(services: Services) -> None:
     assert key is not None
     tasks.cancel(services, key, task.id)
     assert jobs(services) == []
-    assert Runner(services).run_once() is False
+    assert run_once(Runner(services)) is False
 
 
 def test_cancel_of_running_task_requests_abort(services: Services) -> None:
     slow = with_settings(services, sandbox_delay=4.0)
     task = create(slow)
     runner = Runner(slow)
-    thread = threading.Thread(target=runner.run_once)
+    thread = threading.Thread(target=run_once, args=(runner,))
     thread.start()
     deadline = time.monotonic() + 15
     while task_row(slow, task.id).status != TaskStatus.RUNNING and time.monotonic() < deadline:
@@ -217,7 +218,7 @@ def stalled_job(services: Services) -> Iterator[tuple[Task, int]]:
 
 def test_periodic_stalled_job_retry(services: Services, stalled_job: tuple[Task, int]) -> None:
     task, _ = stalled_job
-    assert Runner(services).run_once() is False  # nothing to fetch: the job is "doing"
+    assert run_once(Runner(services)) is False  # nothing to fetch: the job is "doing"
     app = build_app(services.settings, maintenance=True)
     assert any(
         p.task.name == "reel.retry_stalled_jobs"
@@ -228,7 +229,7 @@ def test_periodic_stalled_job_retry(services: Services, stalled_job: tuple[Task,
     app.run_worker(queues=[MAINTENANCE_QUEUE], wait=False, install_signal_handlers=False)
     [job] = jobs(services)
     assert job["status"] == "todo"
-    assert Runner(services).run_once() is True
+    assert run_once(Runner(services)) is True
     assert task_row(services, task.id).status == TaskStatus.COMPLETED
 
 
@@ -236,16 +237,16 @@ def test_recover_announces_queued_tasks_without_a_job(services: Services) -> Non
     task = create(services)
     with services.db.write() as session:
         session.execute(text("DELETE FROM procrastinate_jobs"))
-    assert Runner(services).run_once() is False  # the message was lost
+    assert run_once(Runner(services)) is False  # the message was lost
     with services.db.write() as session:
         assert services.dispatcher.recover(session) == 1
         assert services.dispatcher.recover(session) == 0  # its job is waiting now
-    assert Runner(services).run_once() is True
+    assert run_once(Runner(services)) is True
     assert task_row(services, task.id).status == TaskStatus.COMPLETED
 
 
 def test_reaped_task_is_announced_again(services: Services) -> None:
-    from reel.worker.supervisor import Supervisor
+    from reel.worker.reaper import Reaper
 
     task = create(services)
     with services.db.write() as session:  # a worker claimed it, then its machine vanished
@@ -255,10 +256,10 @@ def test_reaped_task_is_announced_again(services: Services) -> None:
             .where(Task.id == task.id)
             .values(status=TaskStatus.RUNNING, worker_id="gone", attempts=1, lease_until=0.0)
         )
-    reaped = Supervisor(services, processes=0).reap()
+    reaped = Reaper(services).run_once()
     assert reaped.requeued == [task.id]
     assert [j["status"] for j in jobs(services)] == ["todo"]
-    assert Runner(services).run_once() is True
+    assert run_once(Runner(services)) is True
     done = task_row(services, task.id)
     assert done.status == TaskStatus.COMPLETED and done.attempts == 2
 
@@ -282,4 +283,4 @@ def test_recover_leaves_jobs_of_live_workers_and_replaces_those_of_dead_ones(
             {"w": worker_id},
         )
         assert services.dispatcher.recover(session) == 1
-    assert Runner(services).run_once() is True
+    assert run_once(Runner(services)) is True

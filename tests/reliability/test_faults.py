@@ -18,6 +18,7 @@ from reel.db.models import LedgerEntry, Task
 from reel.service.context import Services
 from reel.storage.local import LocalStorage
 from reel.types import TaskStatus
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth
 from tests.e2e.server import ReelServer
@@ -84,7 +85,7 @@ def test_disk_full_while_storing_fails_task_with_refund(services: Services, clie
     tid = client.post("/api/sora-2/generate", json=T2V, headers=auth(issued.key)).json()["taskId"]
     assert isinstance(services.storage, LocalStorage)
     broken = DiskFullStorage(services.storage.root, secret=services.settings.signing_key)
-    Runner(type(services)(**{**services.__dict__, "storage": broken})).run_once()
+    run_once(Runner(type(services)(**{**services.__dict__, "storage": broken})))
     with services.db.read() as s:
         task = s.get(Task, tid)
         assert task is not None and task.status == TaskStatus.FAILED

@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from reel.api.app import create_app, prepare_database
+from reel.api.app import create_app
 from reel.config import Settings
-from reel.media import fetch
-from reel.service.context import Services, build_services
+from reel.net import fetch
+from reel.service.context import Services, build_services, prepare_database
 from tests.factories import make_key
 
 _state: dict[str, object] = {}

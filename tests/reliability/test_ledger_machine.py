@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select, update
 
-from reel.api.app import prepare_database
 from reel.config import Settings
 from reel.db.models import ApiKey, LedgerEntry, Task
+from reel.queue import claim_next
 from reel.service import ledger, lifecycle, tasks
-from reel.service.context import build_services
+from reel.service.context import build_services, prepare_database
 from reel.service.errors import ActiveTaskLimit, InsufficientCredits
 from reel.types import Aspect, Mode, TaskStatus, Tier
 from tests.factories import make_key
@@ -73,9 +73,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _claim(self) -> Task | None:
         with self.services.db.write() as s:
-            return self.services.dispatcher.claim(
-                s, worker_id="w", models=["sandbox"], lease_until=time.time() + 60
-            )
+            return claim_next(s, worker_id="w", models=["sandbox"], lease_until=time.time() + 60)
 
     @rule(retryable=st.booleans())
     def fail_next(self, retryable: bool) -> None:

@@ -11,10 +11,12 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from reel.db.models import Task, WebhookDelivery
-from reel.service import delivery, keys, pricing, tasks, webhooks
+from reel.service import keys, pricing, tasks, webhooks
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter
 from reel.types import Aspect, Mode, TaskStatus, Tier
+from reel.worker import delivery
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import with_settings
 from tests.factories import make_key
@@ -51,10 +53,10 @@ def test_no_target_no_event_and_events_are_recorded_once(services: Services) -> 
     with services.db.read() as session:
         key = keys.get(session, issued.id)
     quiet = tasks.create(services, key, T2V)
-    Runner(services).run_once()
+    run_once(Runner(services))
     with webhooks_url(services, issued.id, "http://127.0.0.1:9/hook"):
         loud = tasks.create(services, key, T2V)
-        Runner(services).run_once()
+        run_once(Runner(services))
     with services.db.write() as session:
         assert webhooks.record_event(session, loud.id, TaskStatus.COMPLETED) is None  # again
         rows = list(session.scalars(select(WebhookDelivery)))
@@ -92,7 +94,7 @@ def test_delivery_loop_retries_then_succeeds(services: Services) -> None:
             extra={"callBackUrl": receiver.url},
         )
         task = tasks.create(svc, key, cmd)
-        Runner(svc).run_once()
+        run_once(Runner(svc))
         loop = delivery.DeliveryLoop(svc, base_url="http://reel.test")
         for _ in range(200):
             loop.run_once()
@@ -109,7 +111,7 @@ def test_delivery_loop_retries_then_succeeds(services: Services) -> None:
     # the same stored object, through this deployment's kind of link (signed route or S3)
     assert event["data"]["videoUrl"].split("?")[0] == expected.split("?")[0]
     assert task.id in event["data"]["videoUrl"]
-    [row] = delivery.list_deliveries(svc)
+    [row] = webhooks.list_deliveries(svc)
     assert row.status == "succeeded" and row.attempts == 3 and row.last_response == '{"ok": true}'
 
 
@@ -121,14 +123,14 @@ def test_delivery_time_refusal_uses_the_resolver(services: Services) -> None:
         webhooks.set_url(session, issued.id, "https://hooks.example.com/reel")
         key = keys.get(session, issued.id)
     tasks.create(svc, key, T2V)
-    Runner(svc).run_once()
+    run_once(Runner(svc))
     loop = delivery.DeliveryLoop(svc, resolver=lambda host, port: ["10.1.2.3"])
     assert loop.run_once() == 1
-    [row] = delivery.list_deliveries(svc)
+    [row] = webhooks.list_deliveries(svc)
     assert row.status == "failed" and row.attempts == 1
     assert row.last_error is not None and row.last_error.startswith("refused")
-    assert delivery.replay(svc, [row.id]) == [row.id]
-    assert delivery.list_deliveries(svc, status="pending")[0].attempts == 0
+    assert webhooks.replay(svc, [row.id]) == [row.id]
+    assert webhooks.list_deliveries(svc, status="pending")[0].attempts == 0
 
 
 @pytest.mark.parametrize(

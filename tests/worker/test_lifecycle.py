@@ -13,6 +13,7 @@ from reel.engines.base import Interrupted
 from reel.service import lifecycle, tasks
 from reel.service.context import Services
 from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
+from reel.worker.process import run_once
 from reel.worker.progress import ProgressReporter
 from reel.worker.runner import Runner
 from tests.conftest import with_settings
@@ -51,7 +52,7 @@ def claim(services: Services, worker_id: str = "w1") -> Task | None:
 
 def test_runner_completes_and_stores_previews(services: Services) -> None:
     _, tid = submit(services)
-    assert Runner(services).run_once()
+    assert run_once(Runner(services))
     task = row(services, tid)
     assert task.status == TaskStatus.COMPLETED and task.attempts == 1
     assert task.video_key and services.storage.exists(task.video_key)
@@ -59,12 +60,12 @@ def test_runner_completes_and_stores_previews(services: Services) -> None:
     assert services.storage.exists(f"{stem}.thumb.webp")
     assert services.storage.exists(f"{stem}.sprite.jpg")
     assert ledger_kinds(services, tid) == ["charge"]
-    assert not Runner(services).run_once()  # nothing left
+    assert not run_once(Runner(services))  # nothing left
 
 
 def test_engine_failure_refunds_exactly_once(services: Services) -> None:
     key_id, tid = submit(services, credits=4)
-    Runner(with_settings(services, sandbox_fail_rate=1.0)).run_once()
+    run_once(Runner(with_settings(services, sandbox_fail_rate=1.0)))
     task = row(services, tid)
     assert task.status == TaskStatus.FAILED and task.error_code == "GENERATION_FAILED"
     assert ledger_kinds(services, tid) == ["charge", "refund"]
@@ -142,7 +143,7 @@ def _slow(services: Services) -> Services:
 def test_cancel_running_task_stops_and_refunds(services: Services) -> None:
     key_id, tid = submit(services)
     runner = Runner(_slow(services))
-    thread = threading.Thread(target=runner.run_once)
+    thread = threading.Thread(target=run_once, args=(runner,))
     thread.start()
     deadline = time.time() + 10
     while row(services, tid).status != TaskStatus.RUNNING and time.time() < deadline:
@@ -161,7 +162,7 @@ def test_cancel_running_task_stops_and_refunds(services: Services) -> None:
 def test_drain_hands_running_task_back(services: Services) -> None:
     _, tid = submit(services)
     runner = Runner(_slow(services))
-    thread = threading.Thread(target=runner.run_once)
+    thread = threading.Thread(target=run_once, args=(runner,))
     thread.start()
     deadline = time.time() + 10
     while row(services, tid).stage != Stage.GENERATING and time.time() < deadline:
@@ -171,7 +172,7 @@ def test_drain_hands_running_task_back(services: Services) -> None:
     task = row(services, tid)
     assert task.status == TaskStatus.QUEUED and task.attempts == 0
     assert ledger_kinds(services, tid) == ["charge"]
-    assert Runner(services).run_once()
+    assert run_once(Runner(services))
     assert row(services, tid).status == TaskStatus.COMPLETED
 
 
@@ -217,7 +218,7 @@ def test_misconfigured_model_fails_with_a_fixed_message_and_refund(
     runner = Runner(services)
     monkeypatch.setattr(runner_module, "load_engine", broken_load)
     _, tid = submit(services)
-    runner.run_once()
+    run_once(runner)
     task = row(services, tid)
     assert task.status == TaskStatus.FAILED
     assert task.error_message is not None and "/srv/secret" not in task.error_message

@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from reel.api.app import create_app, prepare_database
+from reel.api.app import create_app
 from reel.config import Settings
 from reel.db.models import LedgerEntry, Task
-from reel.service.context import Services, build_services
+from reel.service.context import Services, build_services, prepare_database
 from reel.types import TaskStatus, Tier
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth
 from tests.factories import make_key
@@ -157,7 +158,7 @@ def test_task_to_upstream_to_stored_mp4_to_video_url(stack_for, mp4: bytes, engi
     with fake_cls(mp4) as fake:
         stack = stack_for(engine, params(fake))
         task_id = stack.generate()
-        assert Runner(stack.services).run_once()
+        assert run_once(Runner(stack.services))
         body = stack.status(task_id)
         assert body["status"] == "completed" and body["engine"] == engine, body
         video = stack.client.get(str(body["videoUrl"]))
@@ -181,7 +182,7 @@ def test_failover_from_a_failing_first_upstream_to_a_working_second(stack_for, m
         ]
         stack = stack_for("upstream", {"label": "wan", "upstreams": ups})
         task_id = stack.generate()
-        assert Runner(stack.services).run_once()
+        assert run_once(Runner(stack.services))
         body = stack.status(task_id)
         assert body["status"] == "completed" and body["engine"] == "wan"
         assert stack.client.get(str(body["videoUrl"])).content == mp4
@@ -196,7 +197,7 @@ def test_upstream_failure_is_generation_failed_and_refunded(stack_for, mp4: byte
         fal.fail_jobs = True
         stack = stack_for("fal", fal_params(fal))
         task_id = stack.generate()
-        Runner(stack.services).run_once()
+        run_once(Runner(stack.services))
         body = stack.status(task_id)
         assert body["status"] == "failed" and body["errorCode"] == "GENERATION_FAILED"
         assert body["error"] == "The video provider could not generate this video"
@@ -208,7 +209,7 @@ def test_cancel_is_propagated_upstream(stack_for, mp4: bytes) -> None:  # type: 
     with FakeFal(mp4, run_s=60) as fal:
         stack = stack_for("fal", fal_params(fal))
         task_id = stack.generate()
-        runner = threading.Thread(target=Runner(stack.services).run_once)
+        runner = threading.Thread(target=run_once, args=(Runner(stack.services),))
         runner.start()
         wait_for(lambda: bool(fal.jobs) and stack.row(task_id).stage == "generating", timeout=15)
         r = stack.client.post(
@@ -227,7 +228,7 @@ def test_a_drained_task_resumes_its_upstream_job_on_the_next_attempt(stack_for, 
         stack = stack_for("openai_videos", vid_params(vids))
         task_id = stack.generate()
         first = Runner(stack.services)
-        thread = threading.Thread(target=first.run_once)
+        thread = threading.Thread(target=run_once, args=(first,))
         thread.start()
         wait_for(lambda: bool(vids.jobs), timeout=15)
         first.stop(drain=True)
@@ -238,7 +239,7 @@ def test_a_drained_task_resumes_its_upstream_job_on_the_next_attempt(stack_for, 
             and row.extra["engine_state"]["job"]["id"] == vids.job().id
         )  # type: ignore[index]
         assert not vids.calls("cancel")
-        assert Runner(stack.services).run_once()
+        assert run_once(Runner(stack.services))
         assert stack.status(task_id)["status"] == "completed"
         assert len(vids.calls("submit")) == 1
         assert stack.row(task_id).extra["upstream"]["resumed"] is True  # type: ignore[index]
@@ -252,7 +253,7 @@ def test_secrets_never_reach_logs_or_users(
         fal.fail("submit", Fault(status=401, body=echo))
         stack = stack_for("fal", fal_params(fal))
         task_id = stack.generate()
-        Runner(stack.services).run_once()
+        run_once(Runner(stack.services))
         body = stack.status(task_id)
         assert body["status"] == "failed"
         assert fal.calls("submit")[0].headers["authorization"] == "Key fal-secret-123"

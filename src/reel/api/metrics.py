@@ -11,7 +11,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reel.service import stats
+from reel.service import fleet, stats
+from reel.service.clock import now
 from reel.service.context import Services
 
 
@@ -23,12 +24,12 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         services = self._services
-        heartbeat = services.settings.heartbeat_seconds
+        stale = fleet.stale_after(services.settings)
+        t = now()
         with services.db.read() as session:
             by_status = stats.tasks_by_status(session)
-            queues = stats.queues(
-                session, models=list(services.catalog.models), heartbeat_seconds=heartbeat
-            )
+            workers = fleet.workers(session, stale_after=stale, at=t)
+            queues = fleet.models(session, services.catalog, workers)
             times = stats.generation_times(session)
         tasks = GaugeMetricFamily("reel_tasks", "Tasks by status.", labels=["status"])
         for status, n in by_status.items():
@@ -47,10 +48,11 @@ class DatabaseCollector(Collector):
             "reel_workers_alive", "Live workers serving each model.", labels=["model"]
         )
         for q in queues:
-            depth.add_metric([q.model], q.queued)
-            running.add_metric([q.model], q.running)
-            oldest.add_metric([q.model], q.oldest_wait or 0.0)
-            alive.add_metric([q.model], q.workers)
+            waited = 0.0 if q.oldest_queued_at is None else max(0.0, t - q.oldest_queued_at)
+            depth.add_metric([q.name], q.queued)
+            running.add_metric([q.name], q.running)
+            oldest.add_metric([q.name], waited)
+            alive.add_metric([q.name], q.workers)
         yield from (depth, running, oldest, alive)
         generation = HistogramMetricFamily(
             "reel_generation_seconds",

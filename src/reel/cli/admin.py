@@ -12,10 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reel.api.app import prepare_database
 from reel.config import Settings
-from reel.service import keys, ledger, webhooks
-from reel.service.context import Services, build_services
+from reel.service import admin, keys
+from reel.service.context import Services, build_services, prepare_database
 from reel.service.errors import ReelError
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -56,8 +55,7 @@ def create(
     """Create a key. Its secret is printed once and never stored."""
 
     def action(services: Services) -> keys.IssuedKey:
-        with services.db.write() as session:
-            return keys.issue(session, name=name, credits=credits)
+        return admin.issue_key(services, name=name, credits=credits)
 
     issued = _run(action)
     if as_json:
@@ -96,9 +94,7 @@ def webhook(
         raise typer.Exit(2)
 
     def action(services: Services) -> None:
-        target = None if clear else webhooks.check_target(url, services.webhook_policy, param="url")
-        with services.db.write() as session:
-            webhooks.set_url(session, key_id, target)
+        admin.set_webhook(services, key_id, None if clear else url)
 
     _run(action)
     console.print(f"{key_id}: webhook {'removed' if clear else f'set to {url}'}.")
@@ -120,8 +116,7 @@ def webhook_secret(
         raise typer.Exit(2)
 
     def action(services: Services) -> str:
-        with services.db.write() as session:
-            return webhooks.rotate_secret(session, key_id)
+        return admin.rotate_webhook_secret(services, key_id)
 
     secret = _run(action)
     console.print(f"{key_id}: new webhook signing secret (shown once):")
@@ -135,14 +130,15 @@ def list_() -> None:
     def action(services: Services) -> Table:
         table = Table("id", "name", "credits", "created", "revoked", "webhook")
         with services.db.read() as session:
-            for row in keys.list_keys(session):
+            for row in admin.key_rows(session):
+                key = row.key
                 table.add_row(
-                    row.id,
-                    row.name,
-                    str(row.balance),
-                    _when(row.created_at),
-                    _when(row.revoked_at),
-                    row.webhook_url or "",
+                    key.id,
+                    key.name,
+                    str(key.balance),
+                    _when(key.created_at),
+                    _when(key.revoked_at),
+                    key.webhook_url or "",
                 )
         return table
 
@@ -154,8 +150,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…).")]) -> 
     """Revoke a key; it is refused from its next request."""
 
     def action(services: Services) -> None:
-        with services.db.write() as session:
-            keys.revoke(session, key_id)
+        admin.revoke_key(services, key_id)
 
     _run(action)
     console.print(f"Revoked {key_id}.")
@@ -170,8 +165,7 @@ def add(
     """Grant credits to a key."""
 
     def action(services: Services) -> int:
-        with services.db.write() as session:
-            return ledger.grant(session, key_id, amount, note=note).balance_after
+        return admin.top_up(services, key_id, amount, note=note)
 
     balance = _run(action)
     console.print(f"{key_id}: +{amount} credits, balance {balance}.")
@@ -188,7 +182,7 @@ def show(
         table = Table("when", "kind", "amount", "balance", "task", "note")
         with services.db.read() as session:
             row = keys.get(session, key_id)
-            for entry in ledger.history(session, key_id, limit=limit):
+            for entry in admin.key_ledger(session, key_id, limit=limit):
                 table.add_row(
                     _when(entry.created_at),
                     entry.kind,

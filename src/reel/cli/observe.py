@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Annotated
 
@@ -10,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reel.api.app import prepare_database
 from reel.config import Settings
-from reel.service import stats
-from reel.service.context import build_services
+from reel.service import fleet
+from reel.service.clock import now
+from reel.service.context import build_services, prepare_database
 
 console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
@@ -35,24 +34,38 @@ def workers(as_json: JsonOpt = False) -> None:
     services = build_services(settings)
     try:
         prepare_database(services)
+        t = now()
         with services.db.read() as session:
-            rows = stats.workers(session, heartbeat_seconds=settings.heartbeat_seconds)
+            views = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
     finally:
         services.close()
+    rows = [
+        {
+            "id": w.id,
+            "host": w.host,
+            "pid": w.pid,
+            "models": list(w.models),
+            "current_task": w.current_task,
+            "task_age": None if w.task_started_at is None else max(0.0, t - w.task_started_at),
+            "last_seen_age": max(0.0, t - w.last_seen),
+            "alive": w.alive,
+        }
+        for w in views
+    ]
     if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(w) for w in rows], indent=2))
+        typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("worker", "host", "pid", "models", "task", "running for", "seen", "state")
     for w in rows:
         table.add_row(
-            w.id,
-            w.host,
-            str(w.pid),
-            ", ".join(w.models),
-            w.current_task or "",
-            _ago(w.task_age),
-            _ago(w.last_seen_age) + " ago",
-            "[green]alive[/green]" if w.alive else "[red]silent[/red]",
+            str(w["id"]),
+            str(w["host"]),
+            str(w["pid"]),
+            ", ".join(w["models"]),
+            w["current_task"] or "",
+            _ago(w["task_age"]),
+            _ago(w["last_seen_age"]) + " ago",
+            "[green]alive[/green]" if w["alive"] else "[red]silent[/red]",
         )
     console.print(table)
     if not rows:
@@ -65,19 +78,33 @@ def queue(as_json: JsonOpt = False) -> None:
     services = build_services(settings)
     try:
         prepare_database(services)
+        t = now()
         with services.db.read() as session:
-            rows = stats.queues(
-                session,
-                models=list(services.catalog.models),
-                heartbeat_seconds=settings.heartbeat_seconds,
-            )
+            live = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
+            views = fleet.models(session, services.catalog, live)
     finally:
         services.close()
+    rows = [
+        {
+            "model": v.name,
+            "queued": v.queued,
+            "running": v.running,
+            "oldest_wait": None if v.oldest_queued_at is None else max(0.0, t - v.oldest_queued_at),
+            "workers": v.workers,
+        }
+        for v in views
+    ]
     if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(q) for q in rows], indent=2))
+        typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("model", "queued", "running", "oldest wait", "live workers")
     for q in rows:
-        workers_cell = str(q.workers) if q.workers or not q.queued else "[red]0[/red]"
-        table.add_row(q.model, str(q.queued), str(q.running), _ago(q.oldest_wait), workers_cell)
+        workers_cell = str(q["workers"]) if q["workers"] or not q["queued"] else "[red]0[/red]"
+        table.add_row(
+            str(q["model"]),
+            str(q["queued"]),
+            str(q["running"]),
+            _ago(q["oldest_wait"]),
+            workers_cell,
+        )
     console.print(table)

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from reel.api.app import Background, create_app, prepare_database
+from reel.api.app import Background, create_app
 from reel.config import Settings
 from reel.db.migrate import StaleSchema, upgrade
 from reel.engines.base import EngineConfigError
 from reel.logs import configure_logging
-from reel.service.context import Services, build_services
-from reel.service.delivery import DeliveryLoop
+from reel.service.context import Services, build_services, prepare_database
+from reel.worker.delivery import DeliveryLoop
 from reel.worker.preflight import check_models
 from reel.worker.supervisor import Supervisor
 

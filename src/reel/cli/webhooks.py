@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from reel.cli.admin import _run, _when, console
-from reel.service import delivery
+from reel.service import webhooks
 from reel.service.context import Services
 
 webhooks_app = typer.Typer(help="List and replay webhook deliveries.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def list_(
                 "createdAt": row.created_at,
                 "deliveredAt": row.delivered_at,
             }
-            for row in delivery.list_deliveries(services, key_id=key_id, status=status, limit=limit)
+            for row in webhooks.list_deliveries(services, key_id=key_id, status=status, limit=limit)
         ]
 
     rows = _run(action)
@@ -79,7 +79,7 @@ def replay(
     if not delivery_ids and not failed:
         console.print("[red]error:[/red] give delivery ids, or --failed")
         raise typer.Exit(2)
-    ids = _run(lambda services: delivery.replay(services, delivery_ids, failed=failed))
+    ids = _run(lambda services: webhooks.replay(services, delivery_ids, failed=failed))
     missing = set(delivery_ids or ()) - set(ids)
     if missing:
         console.print(

@@ -11,8 +11,8 @@ from reel.engines.base import Capabilities, Engine, EngineConfigError
 
 ENGINES: Final[Mapping[str, str]] = {
     "sandbox": "reel.engines.sandbox:SandboxEngine",
-    "wan": "reel.engines.diffusers_wan:WanEngine",
-    "ltx": "reel.engines.diffusers_ltx:LTXEngine",
+    "wan": "reel.engines.diffusers.wan:WanEngine",
+    "ltx": "reel.engines.diffusers.ltx:LTXEngine",
     # hosted and self-hosted video APIs (docs/upstreams.md)
     "fal": "reel.engines.upstream.engine:FalEngine",
     "replicate": "reel.engines.upstream.engine:ReplicateEngine",

@@ -18,8 +18,8 @@ import httpx
 import PIL.Image
 from PIL import ImageOps, UnidentifiedImageError
 
-from .errors import ImageDecodeError
-from .fetch import FetchPolicy, Resolver, fetch_bytes
+from reel.media.errors import ImageDecodeError, ImageFetchError
+from reel.net import FetchError, FetchPolicy, Resolver, fetch_bytes
 
 __all__ = ["Image", "decode_image", "fetch_image"]
 
@@ -75,7 +75,10 @@ def fetch_image(
     transport: httpx.BaseTransport | None = None,
 ) -> Image:
     """Download ``url`` with ``fetch_bytes`` and decode it with ``decode_image``."""
-    data = fetch_bytes(url, policy, resolver=resolver, transport=transport)
+    try:
+        data = fetch_bytes(url, policy, resolver=resolver, transport=transport)
+    except FetchError as exc:
+        raise ImageFetchError(exc.message) from exc
     return decode_image(data, max_pixels=max_pixels)
 
 

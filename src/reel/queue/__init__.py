@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from reel.config import Settings
 from reel.queue.base import Dispatcher
-from reel.queue.claim import claim_task
+from reel.queue.claim import claim_next, claim_task
 from reel.queue.local import LocalDispatcher
 
-__all__ = ["Dispatcher", "LocalDispatcher", "claim_task", "open_dispatcher"]
+__all__ = ["Dispatcher", "LocalDispatcher", "claim_next", "claim_task", "open_dispatcher"]
 
 
 def open_dispatcher(settings: Settings) -> Dispatcher:

@@ -7,7 +7,6 @@ already claimed, and :meth:`Dispatcher.recover` re-announces queued tasks nobody
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ from reel.db.models import Task
 
 class Dispatcher(Protocol):
     #: ``True``: the queue delivers task ids to workers (procrastinate); ``False``: workers
-    #: claim queued rows themselves (:meth:`claim`).
+    #: claim queued rows themselves (:func:`reel.queue.claim.claim_next`).
     pushes: bool
 
     def enqueue(self, session: Session, task: Task) -> None:
@@ -30,10 +29,4 @@ class Dispatcher(Protocol):
 
     def recover(self, session: Session) -> int:
         """Announce queued tasks that have no pending message; how many were announced."""
-        ...
-
-    def claim(
-        self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
-    ) -> Task | None:
-        """Take the next queued task of ``models`` (attempts + 1, lease set), or ``None``."""
         ...

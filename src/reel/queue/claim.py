@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
@@ -41,3 +41,21 @@ def claim_task(
     """Claim ``task_id`` if it is still queued and one of ``models``; else ``None``."""
     guard = (Task.id == task_id) & Task.model.in_(list(models))
     return claim_where(session, guard, worker_id=worker_id, lease_until=lease_until)
+
+
+def claim_next(
+    session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
+) -> Task | None:
+    """Claim the next queued task of ``models`` (highest priority, then oldest), or ``None``.
+
+    The embedded queue's pull: run inside a write (``BEGIN IMMEDIATE``) transaction, so one
+    claimer wins.
+    """
+    candidate = (
+        select(Task.id)
+        .where(Task.status == TaskStatus.QUEUED, Task.model.in_(list(models)))
+        .order_by(Task.priority.desc(), Task.created_at, Task.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return claim_where(session, Task.id == candidate, worker_id=worker_id, lease_until=lease_until)

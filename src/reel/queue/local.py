@@ -1,15 +1,13 @@
-"""The embedded queue: the task table itself, claimed by guarded UPDATEs. One machine only."""
+"""The embedded queue: the task table itself, claimed by guarded UPDATEs. One machine only.
+
+Workers pull with :func:`reel.queue.claim.claim_next`; there is no message to send or withdraw.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
-from reel.queue.claim import claim_where
-from reel.types import TaskStatus
 
 
 class LocalDispatcher:
@@ -25,18 +23,3 @@ class LocalDispatcher:
     def recover(self, session: Session) -> int:  # noqa: ARG002 - the Protocol's signature
         """Nothing can be lost: the table is the queue."""
         return 0
-
-    def claim(
-        self, session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
-    ) -> Task | None:
-        """Run inside a write (``BEGIN IMMEDIATE``) transaction, so one claimer wins."""
-        candidate = (
-            select(Task.id)
-            .where(Task.status == TaskStatus.QUEUED, Task.model.in_(list(models)))
-            .order_by(Task.priority.desc(), Task.created_at, Task.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        return claim_where(
-            session, Task.id == candidate, worker_id=worker_id, lease_until=lease_until
-        )

@@ -12,7 +12,6 @@ procrastinate's schema is part of Reel's migrations (revision 0003), pinned to
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import text
@@ -131,15 +130,3 @@ class ProcrastinateDispatcher:
             if task is not None:
                 self.enqueue(session, task)
         return len(orphans)
-
-    def claim(
-        self,
-        session: Session,  # noqa: ARG002 - the Protocol's signature
-        *,
-        worker_id: str,  # noqa: ARG002
-        models: Sequence[str],  # noqa: ARG002
-        lease_until: float,  # noqa: ARG002
-    ) -> Task | None:
-        raise QueueUnavailable(
-            "with procrastinate, tasks are delivered to `reel worker`; nothing is pulled"
-        )

@@ -12,10 +12,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, LedgerEntry, Task
-from reel.service import keys, ledger, lifecycle, tasks
+from reel.service import keys, ledger, tasks, webhooks
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter, TaskNotFound, TaskNotRetryable
-from reel.types import Aspect, Mode, TaskStatus, Tier
+from reel.types import TaskStatus
 
 RETRY_OF = tasks.RETRY_OF
 
@@ -164,19 +164,7 @@ def retry(services: Services, task_id: str) -> Task:
     if refusal is not None:
         raise TaskNotRetryable(f"Cannot retry {task_id}: {refusal}")
     old = detail.task
-    cmd = tasks.NewTask(
-        prompt=old.prompt,
-        mode=Mode(old.mode),
-        tier=Tier(old.tier),
-        aspect=Aspect(old.aspect),
-        duration_s=old.duration_s,
-        surface=old.surface,
-        credits=old.credits,
-        source_image_key=old.image_key,
-        extra={**lifecycle.request_extra(old, drop=frozenset({RETRY_OF})), RETRY_OF: old.id},
-        model=old.model,
-        size=(old.width, old.height),
-    )
+    cmd = tasks.repeat(old, drop=frozenset({RETRY_OF}), extra={RETRY_OF: old.id})
     return tasks.create(services, detail.key, cmd)
 
 
@@ -222,6 +210,21 @@ def top_up(services: Services, key_id: str, credits: int, *, note: str | None = 
         if key.revoked_at is not None:
             raise InvalidParameter("this key is revoked", param="key")
         return ledger.grant(session, key_id, credits, note=note or "top-up").balance_after
+
+
+def set_webhook(services: Services, key_id: str, url: str | None) -> None:
+    """Point a key's webhook events at ``url`` (checked by the SSRF guard), or stop them."""
+    target = (
+        None if url is None else webhooks.check_target(url, services.webhook_policy, param="url")
+    )
+    with services.db.write() as session:
+        webhooks.set_url(session, key_id, target)
+
+
+def rotate_webhook_secret(services: Services, key_id: str) -> str:
+    """A new webhook signing secret for the key (shown once); the old one stops verifying."""
+    with services.db.write() as session:
+        return webhooks.rotate_secret(session, key_id)
 
 
 def revoke_key(services: Services, key_id: str) -> ApiKey:

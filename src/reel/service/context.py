@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reel.config import Settings
+from reel.db.migrate import ensure_current, upgrade
 from reel.db.session import Database, open_database
-from reel.media.fetch import FetchPolicy
+from reel.net import FetchPolicy
 from reel.queue import Dispatcher, open_dispatcher
 from reel.service.catalog import Catalog, load_catalog
 from reel.storage import Storage, open_storage
@@ -52,3 +53,11 @@ def build_services(settings: Settings) -> Services:
         dispatcher=open_dispatcher(settings),
         catalog=load_catalog(settings.models_file),
     )
+
+
+def prepare_database(services: Services) -> None:
+    """SQLite migrates itself on start; elsewhere migrations are a deploy step."""
+    if services.settings.is_sqlite:
+        upgrade(services.db.engine)
+    else:
+        ensure_current(services.db.engine)

@@ -1,8 +1,11 @@
 """Workers and models as an operator sees them: who is alive, what each serves, queue depth.
 
-A worker advertises itself in the ``workers`` table and refreshes ``last_seen`` while idle; while
-it runs a task, the task's lease (renewed by heartbeats) is its sign of life. So a worker is
-alive when it was seen recently or holds an unexpired lease.
+The one liveness rule, used by the CLI, ``/metrics``, the console and the reaper alike: a worker
+advertises itself in the ``workers`` table and a thread of its own refreshes ``last_seen`` every
+``heartbeat_seconds``, idle or busy; while it runs a task, the task's lease (renewed by the
+progress heartbeat) is a second sign of life. A worker is **alive** when it was seen within
+:func:`stale_after` or holds an unexpired lease. A row silent for :func:`forget_after` is
+deleted by the reaper (a worker that exits cleanly deletes its own).
 """
 
 from __future__ import annotations
@@ -13,10 +16,22 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reel.config import Settings
 from reel.db.models import Task, Worker
 from reel.service.catalog import Catalog
 from reel.service.clock import now
 from reel.types import TaskStatus
+
+
+def stale_after(settings: Settings) -> float:
+    """Seconds without a sign of life after which a worker counts as dead: three missed
+    heartbeats, and never less than 10 s."""
+    return max(3 * settings.heartbeat_seconds, 10.0)
+
+
+def forget_after(settings: Settings) -> float:
+    """Seconds of silence after which a dead worker's row is deleted."""
+    return 4 * max(settings.heartbeat_seconds, settings.lease_seconds, stale_after(settings))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 from reel.db.models import ApiKey
 from reel.media.errors import MediaError
 from reel.media.previews import last_frame_png
-from reel.service import lifecycle, retention, tasks
+from reel.service import retention, tasks
 from reel.service.context import Services
 from reel.service.errors import GenerationFailed, MediaExpired, VideoNotReady
 from reel.storage import StorageError
-from reel.types import Aspect, Mode, TaskStatus, Tier
+from reel.types import Mode, TaskStatus
 
 
 def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) -> tasks.NewTask:
@@ -31,19 +31,13 @@ def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) 
             start_image = last_frame_png(video)
         except (StorageError, MediaError) as exc:
             raise GenerationFailed("The source video could not be read") from exc
-    extra = lifecycle.request_extra(source, drop=frozenset({"callBackUrl", tasks.RETRY_OF}))
-    extra.update(remixedFrom=source.id, sourcePrompt=source.prompt)
-    return tasks.NewTask(
+    return tasks.repeat(
+        source,
+        drop=frozenset({"callBackUrl", tasks.RETRY_OF}),
+        extra={"remixedFrom": source.id, "sourcePrompt": source.prompt},
         prompt=prompt,
         mode=Mode.IMAGE_TO_VIDEO,
-        tier=Tier(source.tier),
-        aspect=Aspect(source.aspect),
-        duration_s=source.duration_s,
-        surface=source.surface,
-        credits=source.credits,
-        extra=extra,
-        model=source.model,
-        size=(source.width, source.height),
+        source_image_key=None,
         image_data=start_image,
         image_param="video",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import delete, select, update
 
@@ -29,6 +30,31 @@ def expires_at(task: Task, settings: Settings) -> float | None:
     if task.status != TaskStatus.COMPLETED or task.finished_at is None:
         return None
     return task.finished_at + settings.video_retention
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMedia:
+    """A completed task's stored files (the video and its previews) and when they expire."""
+
+    video: str
+    thumbnail: str
+    spritesheet: str
+    expires_at: float
+
+    def key(self, variant: Literal["video", "thumbnail", "spritesheet"]) -> str:
+        return {"video": self.video, "thumbnail": self.thumbnail, "spritesheet": self.spritesheet}[
+            variant
+        ]
+
+
+def media_of(task: Task, settings: Settings) -> TaskMedia | None:
+    """The one answer to "which files does this task deliver, until when": ``None`` unless the
+    task completed with a video. Whether the files are still there is :func:`is_expired`."""
+    expiry = expires_at(task, settings)
+    if expiry is None or not task.video_key:
+        return None
+    thumbnail, spritesheet = preview_keys(task.video_key)
+    return TaskMedia(task.video_key, thumbnail, spritesheet, expiry)
 
 
 def is_expired(task: Task, settings: Settings, *, at: float | None = None) -> bool:

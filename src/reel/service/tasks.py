@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from reel.db.models import ApiKey, Task
 from reel.media.errors import MediaError
 from reel.media.images import decode_image, fetch_image
 from reel.queue import Dispatcher
-from reel.service import ledger, pricing, retention, webhooks
+from reel.service import ledger, lifecycle, pricing, retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import (
@@ -66,6 +67,32 @@ class NewTask:
         if self.credits is not None:
             return self.credits
         return pricing.price(self.tier, self.duration_s)
+
+
+def repeat(
+    old: Task,
+    *,
+    drop: frozenset[str] = frozenset(),
+    extra: Mapping[str, object] | None = None,
+    **changes: Any,
+) -> NewTask:
+    """A request that repeats ``old``'s (model, size, tier, duration, price, surface, start
+    image and request fields of ``extra``), with ``changes``: the one way a task is rebuilt
+    from another (a retry, a remix). ``drop`` names ``extra`` fields not to carry over."""
+    cmd = NewTask(
+        prompt=old.prompt,
+        mode=Mode(old.mode),
+        tier=Tier(old.tier),
+        aspect=Aspect(old.aspect),
+        duration_s=old.duration_s,
+        surface=old.surface,
+        credits=old.credits,
+        source_image_key=old.image_key,
+        extra={**lifecycle.request_extra(old, drop=drop), **(extra or {})},
+        model=old.model,
+        size=(old.width, old.height),
+    )
+    return replace(cmd, **changes)
 
 
 def new_task_id() -> str:

@@ -198,3 +198,30 @@ def engine_times(session: Session, *, since: float, until: float) -> list[Engine
         EngineTimes(name, len(v), statistics.median(v), percentile(v, 95))
         for name, v in sorted(samples.items())
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """One key's tasks by status and the credits its tasks hold (completed or still running)."""
+
+    by_status: dict[str, int]
+    credits_spent: int
+
+    @property
+    def active(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in (TaskStatus.QUEUED, TaskStatus.RUNNING))
+
+
+def key_usage(session: Session, key_id: str) -> KeyUsage:
+    counts = dict(
+        session.execute(
+            select(Task.status, func.count()).where(Task.key_id == key_id).group_by(Task.status)
+        ).all()
+    )
+    charged = (TaskStatus.COMPLETED, TaskStatus.QUEUED, TaskStatus.RUNNING)
+    spent = session.scalar(
+        select(func.coalesce(func.sum(Task.credits), 0)).where(
+            Task.key_id == key_id, Task.status.in_(charged)
+        )
+    )
+    return KeyUsage({str(k): int(v) for k, v in counts.items()}, int(spent or 0))

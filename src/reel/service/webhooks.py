@@ -17,15 +17,15 @@ import secrets
 from collections.abc import Mapping
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, Task, WebhookDelivery
-from reel.media.errors import MediaError
-from reel.media.fetch import FetchPolicy, check_url
+from reel.net import FetchError, FetchPolicy, check_url
 from reel.service import keys
 from reel.service.clock import now
+from reel.service.context import Services
 from reel.service.errors import InvalidParameter
 from reel.types import TaskStatus
 
@@ -67,7 +67,7 @@ def check_target(url: object, policy: FetchPolicy, *, param: str) -> str:
         raise InvalidParameter(f"{param} must be at most {MAX_URL_LENGTH} characters", param=param)
     try:
         check_url(url, policy)
-    except MediaError as exc:
+    except FetchError as exc:
         raise InvalidParameter(f"{param}: {exc.message}", param=param) from exc
     return url
 
@@ -156,3 +156,42 @@ def record_event(session: Session, task_id: str, status: TaskStatus) -> WebhookD
     except IntegrityError:  # already recorded for this task and event
         return None
     return row
+
+
+# --- operators: list and replay ---------------------------------------------------------------
+
+
+def replay(
+    services: Services, delivery_ids: list[str] | None = None, *, failed: bool = False
+) -> list[str]:
+    """Send deliveries again from scratch (same ``webhook-id``): the given ids, or every failed
+    one with ``failed=True``. Returns the ids queued."""
+    with services.db.write() as session:
+        query = select(WebhookDelivery.id)
+        if delivery_ids:
+            query = query.where(WebhookDelivery.id.in_(delivery_ids))
+        elif failed:
+            query = query.where(WebhookDelivery.status == "failed")
+        else:
+            return []
+        # a row being sent right now is left to its sender
+        ids = list(session.scalars(query.where(WebhookDelivery.status != "delivering")))
+        if ids:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status != "delivering")
+                .values(status="pending", attempts=0, next_attempt_at=now(), lease_until=None)
+            )
+    return ids
+
+
+def list_deliveries(
+    services: Services, *, key_id: str | None = None, status: str | None = None, limit: int = 50
+) -> list[WebhookDelivery]:
+    with services.db.read() as session:
+        query = select(WebhookDelivery)
+        if key_id:
+            query = query.where(WebhookDelivery.key_id == key_id)
+        if status:
+            query = query.where(WebhookDelivery.status == status)
+        return list(session.scalars(query.order_by(WebhookDelivery.created_at.desc()).limit(limit)))

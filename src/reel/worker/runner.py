@@ -25,7 +25,7 @@ from reel.engines.base import (
 )
 from reel.engines.registry import load_engine
 from reel.media.previews import spritesheet, thumbnail
-from reel.queue import claim_task
+from reel.queue import claim_next, claim_task
 from reel.service import lifecycle
 from reel.service.catalog import ModelSpec
 from reel.service.clock import now
@@ -102,21 +102,20 @@ class Runner:
         """The embedded queue's loop: claim queued rows until stopped."""
         with self.registered():
             while not self._stop.is_set():
-                if not self.run_once():
+                if not self.run_next():
                     self._stop.wait(self.settings.poll_seconds)
 
-    def run_once(self) -> bool:
-        """Claim and run one task. ``False`` when nothing was waiting."""
-        if self.services.dispatcher.pushes:
-            from reel.worker.jobs import run_one  # the queue delivers; take one delivery
+    def run_next(self) -> bool:
+        """Claim the next queued task of our models and run it. ``False`` when none waited.
 
-            return run_one(self)
+        The embedded queue's pull; a queue that delivers task ids calls :meth:`run_task`.
+        """
         lease_until = now() + self.settings.lease_seconds
         with self.services.db.write() as session:
             open_models = lifecycle.models_with_capacity(session, self._concurrency)
             if not open_models:
                 return False
-            task = self.services.dispatcher.claim(
+            task = claim_next(
                 session, worker_id=self.worker_id, models=open_models, lease_until=lease_until
             )
             if task is None:

@@ -1,4 +1,4 @@
-"""Supervises worker processes: spawns, respawns, enforces the per-task time limit, reaps leases.
+"""Supervises worker processes: spawns, respawns, enforces the per-task time limit, runs the reaper.
 
 Engines only ever run inside the child processes. A child whose task outlives
 ``task_time_limit`` is SIGKILLed and respawned, and its task fails with a refund. On stop, children
@@ -18,43 +18,17 @@ from multiprocessing.process import BaseProcess
 
 from sqlalchemy import delete, select
 
-from reel.config import Settings
 from reel.db.models import Task, Worker
-from reel.logs import configure_logging
-from reel.service import lifecycle, retention
+from reel.service import lifecycle
 from reel.service.clock import now
-from reel.service.context import Services, build_services
+from reel.service.context import Services
+from reel.worker.process import child_main
+from reel.worker.reaper import Reaper
 
 #: A worker that exits sooner than this after starting counts as crashing at start-up.
 _QUICK_EXIT = 10.0
 _MAX_BACKOFF = 60.0
 log = logging.getLogger("reel.supervisor")
-
-
-def child_main(settings_data: dict[str, object], models: list[str] | None) -> None:
-    """Entry point of a worker process."""
-    from reel.worker.runner import Runner  # imported in the child only
-
-    settings = Settings.model_validate(settings_data)
-    configure_logging(settings.log_level)
-    services = build_services(settings)
-    runner = Runner(services, models=models)
-
-    def _drain(signum: int, _frame: object) -> None:
-        log.info("worker %s draining (signal %d)", runner.worker_id, signum)
-        runner.stop(drain=True)
-
-    signal.signal(signal.SIGTERM, _drain)
-    signal.signal(signal.SIGINT, _drain)
-    try:
-        if services.dispatcher.pushes:
-            from reel.worker.jobs import serve  # procrastinate delivers this worker's tasks
-
-            serve(runner)
-        else:
-            runner.run_forever()
-    finally:
-        services.close()
 
 
 class Supervisor:
@@ -73,6 +47,7 @@ class Supervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_reap = 0.0
+        self.reaper = Reaper(services)
 
     def start(self) -> None:
         for i in range(self.processes):
@@ -99,7 +74,7 @@ class Supervisor:
                 self._enforce_time_limit()
                 if time.monotonic() - self._last_reap >= self.settings.reaper_seconds:
                     self._last_reap = time.monotonic()
-                    self.reap()
+                    self.reaper.run_once()
             except Exception:
                 log.exception("supervisor pass failed; retrying")
 
@@ -155,26 +130,6 @@ class Supervisor:
                         message=f"Generation exceeded the time limit ({limit:.0f}s)",
                     )
                 session.execute(delete(Worker).where(Worker.id == worker_id))
-
-    def reap(self) -> lifecycle.Reaped:
-        with self.services.db.write() as session:
-            reaped = lifecycle.reap(session, max_queue_wait=self.settings.max_queue_wait)
-            # Requeued tasks (and any whose message was lost) are announced again.
-            recovered = self.services.dispatcher.recover(session)
-            session.execute(
-                delete(Worker).where(
-                    Worker.last_seen
-                    < now() - 4 * max(self.settings.heartbeat_seconds, self.settings.lease_seconds)
-                )
-            )
-        for name in ("requeued", "failed", "expired"):
-            ids = getattr(reaped, name)
-            if ids:
-                log.warning("reaper %s %d task(s): %s", name, len(ids), ", ".join(ids))
-        if recovered:
-            log.warning("re-announced %d queued task(s) to the queue", recovered)
-        retention.sweep(self.services)
-        return reaped
 
     def stop(self, *, timeout: float | None = None) -> None:
         """SIGTERM every child (they drain), wait, then SIGKILL stragglers."""

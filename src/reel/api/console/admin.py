@@ -134,13 +134,9 @@ def logout(_form: CheckedForm) -> Response:
     return response
 
 
-def _stale_after(settings: Settings) -> float:
-    return 3 * settings.heartbeat_seconds + settings.poll_seconds + 5
-
-
 def _fleet(services: Services) -> tuple[list[fleet.WorkerView], list[fleet.ModelView]]:
     with services.db.read() as session:
-        workers = fleet.workers(session, stale_after=_stale_after(services.settings))
+        workers = fleet.workers(session, stale_after=fleet.stale_after(services.settings))
         models = fleet.models(session, services.catalog, workers)
     return workers, models
 
@@ -215,7 +211,7 @@ def workers_page(request: Request, session: AdminDep, services: ServicesDep) -> 
         csrf=session.csrf,
         workers=workers,
         models=models,
-        stale_after=_stale_after(services.settings),
+        stale_after=fleet.stale_after(services.settings),
     )
 
 

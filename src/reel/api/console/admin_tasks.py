@@ -11,10 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reel.api.console.auth import AdminDep, CheckedForm
 from reel.api.console.render import page
 from reel.api.deps import ServicesDep
-from reel.api.routes.seed import base_url
-from reel.service import admin
+from reel.api.schemas.seed import base_url
+from reel.service import admin, retention
 from reel.service.errors import ReelError, TaskNotFound
-from reel.storage.naming import preview_keys
 from reel.types import TaskStatus
 
 router = APIRouter(prefix="/admin/tasks", include_in_schema=False)
@@ -85,9 +84,9 @@ def list_tasks(
         prev_url=f"?{urlencode({**base, 'page_no': page_no - 1})}" if page_no > 1 else None,
         next_url=f"?{urlencode({**base, 'page_no': page_no + 1})}" if result.has_more else None,
         thumbs={
-            r.task.id: _url(request, services, preview_keys(r.task.video_key)[0])
+            r.task.id: _url(request, services, media.thumbnail)
             for r in result.rows
-            if r.task.video_key
+            if (media := retention.media_of(r.task, services.settings)) is not None
         },
     )
 
@@ -123,9 +122,10 @@ def _task_page(
         )
     task = detail.task
     video = thumb = None
-    if task.video_key:
-        video = _url(request, services, task.video_key)
-        thumb = _url(request, services, preview_keys(task.video_key)[0])
+    media = retention.media_of(task, services.settings)
+    if media is not None:
+        video = _url(request, services, media.video)
+        thumb = _url(request, services, media.thumbnail)
     return page(
         request,
         "admin/task.html",

@@ -38,8 +38,7 @@ from reel.service.errors import (
     TaskNotFound,
     VideoNotReady,
 )
-from reel.storage.naming import preview_keys
-from reel.types import FINAL_STATUSES, TaskStatus
+from reel.types import FINAL_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["OpenAI Videos API"])
 
@@ -250,13 +249,13 @@ def download_content(
     variant: Annotated[Literal["video", "thumbnail", "spritesheet"], Query()] = "video",
 ) -> Response:
     task = _visible(services, key, video_id)
-    if task.status != TaskStatus.COMPLETED or not task.video_key:
+    media = retention.media_of(task, services.settings)
+    if media is None:
         raise VideoNotReady()
     if retention.is_expired(task, services.settings):
         raise MediaExpired()
-    thumb, sprite = preview_keys(task.video_key)
-    stored = {"video": task.video_key, "thumbnail": thumb, "spritesheet": sprite}[variant]
-    return file_response(services.storage, stored, missing=NotFound(f"This video has no {variant}"))
+    missing = NotFound(f"This video has no {variant}")
+    return file_response(services.storage, media.key(variant), missing=missing)
 
 
 # --- cancel and delete ------------------------------------------------------------------------

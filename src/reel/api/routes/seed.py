@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import func, select
 
 from reel.api import idempotency
 from reel.api.deps import CreateKey, JsonBody, LimiterDep, ServicesDep, StatusKey
@@ -24,12 +22,10 @@ from reel.api.schemas.seed import (
     TierPrice,
     parse_generate,
     parse_task_id,
+    present,
 )
-from reel.db.models import Task
-from reel.service import pricing, retention, tasks, webhooks
-from reel.service.context import Services
+from reel.service import pricing, tasks, usage, webhooks
 from reel.service.ratelimit import Bucket
-from reel.storage.naming import preview_keys
 from reel.types import Aspect, Mode, TaskStatus, Tier
 
 router = APIRouter(prefix="/api/sora-2", tags=["Sora 2 contract"])
@@ -53,86 +49,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
 def _body_doc(model: type[GenerateRequest] | type[CheckStatusRequest]) -> dict[str, object]:
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def base_url(request: Request, services: Services) -> str:
-    return services.settings.public_url or str(request.base_url)
-
-
-def _retry_of(task: Task) -> str | None:
-    origin = (task.extra or {}).get("retryOf")
-    return origin if isinstance(origin, str) else None
-
-
-def present(
-    task: Task,
-    *,
-    services: Services,
-    request: Request,
-    queue_position: int | None = None,
-    with_prompt: bool = False,
-) -> StatusResponse:
-    common = {
-        "prompt": task.prompt if with_prompt else None,
-        "taskId": task.id,
-        "engine": task.engine,
-        "modelTier": task.tier,
-        "mode": task.mode,
-        "aspectRatio": task.aspect,
-        "videoDuration": str(task.duration_s),
-        "createdAt": _iso(task.created_at),
-        "completedAt": _iso(task.finished_at),
-        "retryOf": _retry_of(task),
-    }
-    status = TaskStatus(task.status)
-    if status is TaskStatus.COMPLETED and task.video_key:
-        ttl = services.settings.media_url_ttl
-        base = base_url(request, services)
-        # Previews are made beside every video; not checked per poll (a storage round trip).
-        thumb, sprite = (
-            services.storage.url(k, base_url=base, expires_in=ttl)
-            for k in preview_keys(task.video_key)
-        )
-        return StatusResponse(
-            success=True,
-            status="completed",
-            message="Video generation completed",
-            videoUrl=services.storage.url(task.video_key, base_url=base, expires_in=ttl),
-            thumbnailUrl=thumb,
-            spritesheetUrl=sprite,
-            generationTime=round((task.finished_at or task.created_at) - task.created_at),
-            creditsUsed=task.credits,
-            progressPercent=100.0,
-            expiresAt=_iso(retention.expires_at(task, services.settings)),
-            **common,
-        )
-    if status in (TaskStatus.FAILED, TaskStatus.CANCELED):
-        canceled = status is TaskStatus.CANCELED
-        return StatusResponse(
-            success=False,
-            status="failed",
-            error=task.error_message or "Video generation failed",
-            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
-            canceled=canceled,
-            creditsRefunded=task.credits,
-            creditsUsed=0,
-            **common,
-        )
-    return StatusResponse(
-        success=True,
-        status="processing",
-        progress=task.stage,
-        progressPercent=task.percent,
-        queuePosition=queue_position,
-        message=f"Video generation {task.stage}",
-        **common,
-    )
 
 
 @router.post(
@@ -239,16 +155,7 @@ def list_tasks(
 )
 def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> AccountResponse:
     with services.db.read() as session:
-        counts = dict(
-            session.execute(
-                select(Task.status, func.count()).where(Task.key_id == key.id).group_by(Task.status)
-            ).all()
-        )
-        spent = session.scalar(
-            select(func.coalesce(func.sum(Task.credits), 0)).where(
-                Task.key_id == key.id, Task.status.in_([TaskStatus.COMPLETED, *tasks.ACTIVE])
-            )
-        )
+        used = usage.key_usage(session, key.id)
     limits = {}
     for bucket in Bucket:
         q = limiter.peek(bucket, key.id)
@@ -259,13 +166,13 @@ def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> Accou
         keyId=key.id,
         name=key.name,
         credits=key.balance,
-        activeTasks=sum(counts.get(s, 0) for s in tasks.ACTIVE),
+        activeTasks=used.active,
         maxActiveTasks=services.settings.max_active_tasks_per_key,
         rateLimits=limits,
         usage={
-            "tasks": sum(counts.values()),
-            **{s.value: counts.get(s, 0) for s in TaskStatus},
-            "creditsSpent": int(spent or 0),
+            "tasks": sum(used.by_status.values()),
+            **{s.value: used.by_status.get(s, 0) for s in TaskStatus},
+            "creditsSpent": used.credits_spent,
         },
     )
 

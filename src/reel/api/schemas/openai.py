@@ -242,7 +242,8 @@ def video_object(task: Task, settings: Settings) -> Video:
             code=(task.error_code or "GENERATION_FAILED").lower(),
             message=task.error_message or "Video generation failed",
         )
-    expiry = retention.expires_at(task, settings)
+    media = retention.media_of(task, settings)
+    expiry = None if media is None else media.expires_at
     remixed = extra.get("remixedFrom")
     return Video(
         id=task.id,

@@ -1,12 +1,18 @@
-"""The `/api/sora-2` contract: request parsing in the contract's order, and response models."""
+"""The `/api/sora-2` contract: request parsing in the contract's order, response models, and
+the presenter that turns a task into a check-status answer."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Literal
 
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from reel.db.models import Task
+from reel.service import retention
+from reel.service.context import Services
 from reel.service.errors import (
     ImageRequired,
     ImageUrlsRequired,
@@ -16,7 +22,7 @@ from reel.service.errors import (
 )
 from reel.service.pricing import DEFAULT_DURATION, DURATIONS
 from reel.service.tasks import NewTask
-from reel.types import Aspect, Mode, Tier
+from reel.types import Aspect, Mode, TaskStatus, Tier
 
 #: Image fields clients sometimes send instead of ``imageUrls``; the contract refuses them.
 _OTHER_IMAGE_FIELDS = (
@@ -260,3 +266,87 @@ def parse_task_id(body: dict[str, object]) -> str:
     if not isinstance(task_id, str) or len(task_id) > 100:
         raise InvalidParameter("taskId must be a task id string", param="taskId")
     return task_id.strip()
+
+
+# --- presenting -------------------------------------------------------------------------------
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def base_url(request: Request, services: Services) -> str:
+    return services.settings.public_url or str(request.base_url)
+
+
+def _retry_of(task: Task) -> str | None:
+    origin = (task.extra or {}).get("retryOf")
+    return origin if isinstance(origin, str) else None
+
+
+def present(
+    task: Task,
+    *,
+    services: Services,
+    request: Request,
+    queue_position: int | None = None,
+    with_prompt: bool = False,
+) -> StatusResponse:
+    common = {
+        "prompt": task.prompt if with_prompt else None,
+        "taskId": task.id,
+        "engine": task.engine,
+        "modelTier": task.tier,
+        "mode": task.mode,
+        "aspectRatio": task.aspect,
+        "videoDuration": str(task.duration_s),
+        "createdAt": _iso(task.created_at),
+        "completedAt": _iso(task.finished_at),
+        "retryOf": _retry_of(task),
+    }
+    status = TaskStatus(task.status)
+    media = retention.media_of(task, services.settings)
+    if status is TaskStatus.COMPLETED and media is not None:
+        ttl = services.settings.media_url_ttl
+        base = base_url(request, services)
+        # Previews are made beside every video; not checked per poll (a storage round trip).
+        video, thumb, sprite = (
+            services.storage.url(k, base_url=base, expires_in=ttl)
+            for k in (media.video, media.thumbnail, media.spritesheet)
+        )
+        return StatusResponse(
+            success=True,
+            status="completed",
+            message="Video generation completed",
+            videoUrl=video,
+            thumbnailUrl=thumb,
+            spritesheetUrl=sprite,
+            generationTime=round((task.finished_at or task.created_at) - task.created_at),
+            creditsUsed=task.credits,
+            progressPercent=100.0,
+            expiresAt=_iso(media.expires_at),
+            **common,
+        )
+    if status in (TaskStatus.FAILED, TaskStatus.CANCELED):
+        canceled = status is TaskStatus.CANCELED
+        return StatusResponse(
+            success=False,
+            status="failed",
+            error=task.error_message or "Video generation failed",
+            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
+            canceled=canceled,
+            creditsRefunded=task.credits,
+            creditsUsed=0,
+            **common,
+        )
+    return StatusResponse(
+        success=True,
+        status="processing",
+        progress=task.stage,
+        progressPercent=task.percent,
+        queuePosition=queue_position,
+        message=f"Video generation {task.stage}",
+        **common,
+    )

@@ -11,7 +11,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 import httpx
@@ -21,25 +20,14 @@ from reel.engines.base import EngineConfigError, EngineOutput, GenerationRequest
 from reel.engines.upstream.client import UpstreamClient
 from reel.engines.upstream.health import Health
 from reel.engines.upstream.messages import MISCONFIGURED
-from reel.engines.upstream.providers import PROVIDERS, Provider
+from reel.engines.upstream.providers import PROVIDERS
 from reel.engines.upstream.run import TaskRun
 from reel.engines.upstream.spec import Kind, UpstreamSpec, parse_params
-from reel.media.fetch import FetchPolicy, Resolver
+from reel.engines.upstream.state import Upstream
+from reel.net import FetchPolicy, Resolver
 from reel.types import Mode
 
 log = logging.getLogger("reel.engines.upstream")
-
-
-@dataclass
-class Upstream:
-    """One configured upstream with its client and health, for the life of the engine."""
-
-    spec: UpstreamSpec
-    provider: Provider
-    client: UpstreamClient
-    health: Health
-    #: Why this upstream cannot be used at all (missing credential), for the logs.
-    unusable: str | None = None
 
 
 class UpstreamEngine:

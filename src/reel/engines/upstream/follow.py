@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -20,22 +19,19 @@ from reel.engines.upstream.messages import (
 )
 from reel.engines.upstream.providers.base import Job, NoResult, Poll
 from reel.engines.upstream.results import DownloadFailed, download
+from reel.engines.upstream.state import RunState, Upstream
 from reel.media.video import VideoError, probe
 from reel.types import Stage
-
-if TYPE_CHECKING:
-    from reel.engines.upstream.engine import Upstream
-    from reel.engines.upstream.run import TaskRun
 
 log = logging.getLogger("reel.engines.upstream")
 
 
 class JobRun:
-    """One job on one upstream, within a :class:`TaskRun`."""
+    """One job on one upstream, within a :class:`RunState`."""
 
     def __init__(
         self,
-        task: TaskRun,
+        task: RunState,
         up: Upstream,
         job: Job,
         endpoint: str,

@@ -3,7 +3,7 @@
 Only the operator's configured servers are trusted: a result on one of them (the
 ``/v1/videos/{id}/content`` of an OpenAI-compatible server) is fetched with the upstream's
 client and credentials. Any other URL an upstream hands back (fal's or Replicate's CDN) is
-untrusted and goes through the SSRF guard of ``reel.media.fetch``, without credentials.
+untrusted and goes through the SSRF guard of ``reel.net.fetch``, without credentials.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 
 from reel.engines.upstream.client import UpstreamClient, same_origin
-from reel.media.errors import ImageFetchError
-from reel.media.fetch import FetchPolicy, Resolver, fetch_bytes
+from reel.net import FetchError, FetchPolicy, Resolver, fetch_bytes
 
 
 class DownloadFailed(Exception):
@@ -44,19 +43,12 @@ def download(
     else:
         try:
             data = fetch_bytes(url, policy, resolver=resolver, transport=transport)
-        except ImageFetchError as exc:
-            status = _status_in(exc.message)
+        except FetchError as exc:
             raise DownloadFailed(
-                f"{url.split('?')[0]}: {exc.message}", expired=status in (403, 404, 410)
+                f"{url.split('?')[0]}: {exc.message}", expired=exc.status in (403, 404, 410)
             ) from exc
     dest.write_bytes(data)
     return len(data)
-
-
-def _status_in(message: str) -> int | None:
-    """fetch_bytes reports a bad final status as "…answered with status N."."""
-    words = message.rstrip(".").split()
-    return int(words[-1]) if words and words[-1].isdigit() else None
 
 
 def _trusted(client: UpstreamClient, url: str, dest: Path, policy: FetchPolicy) -> int:

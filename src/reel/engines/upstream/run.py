@@ -20,13 +20,12 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_fixed
 
-from reel.engines.base import EngineError, EngineOutput, GenerationRequest, ProgressSink
+from reel.engines.base import EngineError, EngineOutput
 from reel.engines.upstream.client import (
     CallFailed,
     NothingCreated,
@@ -40,15 +39,11 @@ from reel.engines.upstream.mapping import MappingError, render, variables
 from reel.engines.upstream.messages import NO_UPSTREAM, NOT_CONFIGURED, UNCERTAIN
 from reel.engines.upstream.pool import choose_server
 from reel.engines.upstream.providers.base import Job, NotSupported, Submission
-from reel.types import Mode, Stage
-
-if TYPE_CHECKING:
-    from reel.engines.upstream.engine import Upstream, UpstreamEngine
+from reel.engines.upstream.state import RunState, Upstream
+from reel.types import Mode
 
 log = logging.getLogger("reel.engines.upstream")
 
-_SLICE: Final = 1.0  # longest sleep between progress calls, so a cancel is seen within ~1 s
-_WAKE_SLICE: Final = 0.5  # how often a job followed by callback asks whether one came
 _LOOKUPS: Final = 3
 
 
@@ -63,20 +58,8 @@ class _ConfigProblem(Exception):
     pass
 
 
-class TaskRun:
-    def __init__(self, engine: UpstreamEngine, req: GenerationRequest, progress: ProgressSink):
-        self.engine = engine
-        self.req = req
-        self.progress = progress
-        self.clock = engine.clock
-        settings = engine.settings
-        budget = settings.task_time_limit - settings.upstream_download_timeout - 30
-        self.deadline = self.clock() + max(60.0, budget)
-        self.trail: list[dict[str, object]] = []
-        self.failed_servers: set[str] = set()
-        self.config_problems = 0
-        self.resumed = False
-        self._stage, self._percent = Stage.QUEUED, 0.0
+class TaskRun(RunState):
+    """The failover loop of one task; :class:`RunState` holds what its job runs share."""
 
     # --- the failover loop ---------------------------------------------------------------------
     def execute(self) -> EngineOutput:
@@ -269,27 +252,3 @@ class TaskRun:
         log.info("task %s: resuming upstream %s job %s", self.req.task_id, up.spec.name, job.id)
         webhook = state.get("webhook") is True and self.req.woken is not None
         return JobRun(self, up, job, endpoint, since, webhook=webhook).run()
-
-    # --- progress, waiting, notes (also used by JobRun) ------------------------------------------
-    def report(self, stage: Stage, percent: float) -> None:
-        self._stage, self._percent = stage, percent
-        self.progress(stage, percent)
-
-    def wait(self, seconds: float, *, woken: Callable[[], bool] | None = None) -> None:
-        """Sleep, telling the sink every second so that a cancel or drain stops us promptly;
-        with ``woken``, end early (checked every half second) once it says so."""
-        end = self.clock() + max(0.0, seconds)
-        step = _SLICE if woken is None else _WAKE_SLICE
-        while True:
-            self.progress(self._stage, self._percent)
-            remaining = end - self.clock()
-            if remaining <= 0 or (woken is not None and woken()):
-                return
-            self.engine.sleep(min(step, remaining))
-
-    def checkpoint(self, state: dict[str, object]) -> None:
-        if self.req.checkpoint is not None:
-            self.req.checkpoint(state)
-
-    def note(self, up: Upstream, server: str, outcome: str, **facts: object) -> None:
-        self.trail.append({"upstream": up.spec.name, "server": server, "outcome": outcome, **facts})

@@ -2,7 +2,7 @@
 
 A URL is vetted before anything connects: scheme, user info, port, the spelling of the host,
 and every address its name resolves to (resolved once, here). Callers then connect to the one
-address that was checked, so DNS rebinding has nothing to rebind. ``reel.media.fetch`` does
+address that was checked, so DNS rebinding has nothing to rebind. ``reel.net.fetch`` does
 that for downloads and for webhook POSTs.
 """
 
@@ -16,7 +16,7 @@ from typing import Final, Protocol
 
 import httpx
 
-from .errors import ImageFetchError
+from reel.net.errors import FetchError
 
 __all__ = [
     "HostRules",
@@ -144,7 +144,7 @@ def check_url(
 ) -> tuple[httpx.URL, str]:
     """Parse and vet ``url``; return it with the one checked IP address to connect to.
 
-    The host is resolved once, with ``resolver``. Raises ``ImageFetchError`` if the URL is
+    The host is resolved once, with ``resolver``. Raises ``FetchError`` if the URL is
     malformed, not http(s), carries user info, uses a port outside ``policy.allowed_ports``,
     spells a number that is not a dotted-quad IPv4, names localhost, or if *any* of its
     addresses is not public. Hosts in ``policy.allow_hosts`` skip the port and address checks.
@@ -154,22 +154,22 @@ def check_url(
     literal = _literal_address(host)
     port = target.port if target.port is not None else _DEFAULT_PORTS[target.scheme]
     if not 0 < port < 65536:
-        raise ImageFetchError("The URL's port is not valid.")
+        raise FetchError("The URL's port is not valid.")
 
     if _host_key(host) in {_host_key(h) for h in policy.allow_hosts}:
         addresses = [literal] if literal is not None else _resolve(host, port, resolver)
         return target, str(addresses[0])
 
     if port not in policy.allowed_ports:
-        raise ImageFetchError("The URL's port is not allowed.")
+        raise FetchError("The URL's port is not allowed.")
     if literal is not None:
         addresses = [literal]
     else:
         if _is_localhost(host):
-            raise ImageFetchError("The URL points to a local or private address.")
+            raise FetchError("The URL points to a local or private address.")
         addresses = _resolve(host, port, resolver)
     if not all(is_public_address(str(addr)) for addr in addresses):
-        raise ImageFetchError("The URL points to a local or private address.")
+        raise FetchError("The URL points to a local or private address.")
     return target, str(addresses[0])
 
 
@@ -177,14 +177,14 @@ def _parse(url: str) -> httpx.URL:
     try:
         target = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise ImageFetchError("The URL is not valid.") from exc
+        raise FetchError("The URL is not valid.") from exc
     if target.scheme not in _DEFAULT_PORTS:
-        raise ImageFetchError("The URL must use http or https.")
+        raise FetchError("The URL must use http or https.")
     authority = _AUTHORITY.match(url)
     if target.userinfo or (authority is not None and "@" in authority.group(1)):
-        raise ImageFetchError("The URL must not contain a user name or password.")
+        raise FetchError("The URL must not contain a user name or password.")
     if not target.raw_host:
-        raise ImageFetchError("The URL has no host.")
+        raise FetchError("The URL has no host.")
     return target
 
 
@@ -198,15 +198,15 @@ def _literal_address(host: str) -> _IPAddress | None:
         try:
             return ipaddress.IPv6Address(host)
         except ValueError as exc:
-            raise ImageFetchError("The URL's host is not valid.") from exc
+            raise FetchError("The URL's host is not valid.") from exc
     if not _HOST_NAME.match(host):
-        raise ImageFetchError("The URL's host is not valid.")
+        raise FetchError("The URL's host is not valid.")
     if not _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
         return None
     try:
         return ipaddress.IPv4Address(host)
     except ValueError as exc:
-        raise ImageFetchError("The URL's host is not a valid IP address.") from exc
+        raise FetchError("The URL's host is not a valid IP address.") from exc
 
 
 def _host_key(host: str) -> str:
@@ -235,7 +235,7 @@ def _resolve(host: str, port: int, resolver: Resolver | None) -> list[_IPAddress
         answers = (resolver or system_resolver)(host, port)
         addresses = [ipaddress.ip_address(answer) for answer in answers]
     except (OSError, UnicodeError, ValueError) as exc:
-        raise ImageFetchError("The URL's host could not be resolved.") from exc
+        raise FetchError("The URL's host could not be resolved.") from exc
     if not addresses:
-        raise ImageFetchError("The URL's host could not be resolved.")
+        raise FetchError("The URL's host could not be resolved.")
     return addresses

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Final
 
 from reel.engines.base import ProgressSink
-from reel.engines.segments import Segment, SegmentPlan
+from reel.engines.diffusers.segments import Segment, SegmentPlan
 from reel.types import Stage
 
 __all__ = ["StepCallback", "StepProgress"]

@@ -20,16 +20,17 @@ from fastapi.testclient import TestClient
 
 from reel.config import Settings
 from reel.engines.base import EngineConfigError
-from reel.engines.diffusers_wan import WanEngine
+from reel.engines.diffusers.wan import WanEngine
 from reel.media.video import probe
 from reel.service import ledger
 from reel.service.catalog import load_catalog
 from reel.service.context import Services
+from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
 from tests.e2e.server import ReelServer
 from tests.e2e.test_server import post, wait_final
-from tests.engines.tiny import FAST, require_gpu_extra
+from tests.engines.diffusers.tiny import FAST, require_gpu_extra
 from tests.factories import make_key
 from tests.imageserver import image_server, png_bytes
 
@@ -102,7 +103,7 @@ def runner(services: Services) -> Iterator[Runner]:
 def run_task(client: TestClient, runner: Runner, key: str, body: dict[str, Any]) -> dict[str, Any]:
     r = client.post(GEN, json=body, headers=auth(key))
     assert r.status_code == 200, r.text
-    assert runner.run_once()
+    assert run_once(runner)
     status = client.post(STATUS, json={"taskId": r.json()["taskId"]}, headers=auth(key)).json()
     return dict(status)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reel.engines.segments import (
+from reel.engines.diffusers.segments import (
     Frames,
     Segment,
     chain_segments,

@@ -10,17 +10,16 @@ import pytest
 
 from reel.config import Settings
 from reel.engines.base import Capabilities, EngineConfigError
-from reel.engines.diffusers_config import (
+from reel.engines.diffusers.geometry import ModelInfo, plan_geometry
+from reel.engines.diffusers.ltx import LTXEngine
+from reel.engines.diffusers.model_files import missing_files
+from reel.engines.diffusers.params import (
     DiffusersParams,
     ModelDefaults,
-    ModelInfo,
-    missing_files,
     parse_params,
-    plan_geometry,
     require_packages,
 )
-from reel.engines.diffusers_ltx import LTXEngine
-from reel.engines.diffusers_wan import WanEngine
+from reel.engines.diffusers.wan import WanEngine
 from reel.service.catalog import load_catalog
 
 LABEL = "wan engine"
@@ -215,7 +214,7 @@ def test_segment_frames_must_suit_the_vae() -> None:
 
 # --- the shipped example -------------------------------------------------------------------
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "models.gpu.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "models.gpu.toml"
 
 
 def _uncommented(text: str) -> str:

@@ -19,13 +19,10 @@ import httpx
 from sqlalchemy import select, update
 
 from reel.db.models import ApiKey, Task, WebhookDelivery
-from reel.media.errors import MediaError
-from reel.media.fetch import FetchPolicy, Resolver, check_url, post_bytes
+from reel.net import FetchError, FetchPolicy, Resolver, check_url, post_bytes
 from reel.service import retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
-from reel.storage.naming import preview_keys
-from reel.types import TaskStatus
 
 log = logging.getLogger("reel.webhooks")
 
@@ -181,7 +178,7 @@ class DeliveryLoop:
             return Outcome(ok=False, error="the API key has no webhook secret", permanent=True)
         try:
             check_url(row.url, self.policy, resolver=self._resolver)
-        except MediaError as exc:
+        except FetchError as exc:
             return Outcome(ok=False, error=f"refused: {exc.message}", permanent=True)
         body = self._body(row, task)
         headers = webhooks.signed_headers(secret, row.id, int(now()), body)
@@ -195,7 +192,7 @@ class DeliveryLoop:
                 resolver=self._resolver,
                 transport=self._transport,
             )
-        except MediaError as exc:
+        except FetchError as exc:
             return Outcome(ok=False, error=exc.message)
         text = result.body[:_RESPONSE_KEEP].decode("utf-8", "replace")
         if result.is_success:
@@ -211,21 +208,20 @@ class DeliveryLoop:
         """The recorded event, plus fresh signed media links when the video still exists."""
         event: dict[str, object] = json.loads(row.payload)
         data = event.get("data")
+        media = None if task is None else retention.media_of(task, self.settings)
         if (
             isinstance(data, dict)
             and task is not None
+            and media is not None
             and self.base_url
-            and task.status == TaskStatus.COMPLETED
-            and task.video_key
             and not retention.is_expired(task, self.settings)
             and task.deleted_at is None
         ):
             ttl = self.settings.media_url_ttl
-            thumb, sprite = preview_keys(task.video_key)
             url = self.services.storage.url
-            data["videoUrl"] = url(task.video_key, base_url=self.base_url, expires_in=ttl)
-            data["thumbnailUrl"] = url(thumb, base_url=self.base_url, expires_in=ttl)
-            data["spritesheetUrl"] = url(sprite, base_url=self.base_url, expires_in=ttl)
+            data["videoUrl"] = url(media.video, base_url=self.base_url, expires_in=ttl)
+            data["thumbnailUrl"] = url(media.thumbnail, base_url=self.base_url, expires_in=ttl)
+            data["spritesheetUrl"] = url(media.spritesheet, base_url=self.base_url, expires_in=ttl)
         return json.dumps(event, separators=(",", ":")).encode()
 
     def _settle(self, row: _Claimed, outcome: Outcome) -> None:
@@ -263,39 +259,3 @@ class DeliveryLoop:
                 )
                 .values(**values)
             )
-
-
-def replay(
-    services: Services, delivery_ids: list[str] | None = None, *, failed: bool = False
-) -> list[str]:
-    """Send deliveries again from scratch (same ``webhook-id``): the given ids, or every failed
-    one with ``failed=True``. Returns the ids queued."""
-    with services.db.write() as session:
-        query = select(WebhookDelivery.id)
-        if delivery_ids:
-            query = query.where(WebhookDelivery.id.in_(delivery_ids))
-        elif failed:
-            query = query.where(WebhookDelivery.status == "failed")
-        else:
-            return []
-        # a row being sent right now is left to its sender
-        ids = list(session.scalars(query.where(WebhookDelivery.status != "delivering")))
-        if ids:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status != "delivering")
-                .values(status="pending", attempts=0, next_attempt_at=now(), lease_until=None)
-            )
-    return ids
-
-
-def list_deliveries(
-    services: Services, *, key_id: str | None = None, status: str | None = None, limit: int = 50
-) -> list[WebhookDelivery]:
-    with services.db.read() as session:
-        query = select(WebhookDelivery)
-        if key_id:
-            query = query.where(WebhookDelivery.key_id == key_id)
-        if status:
-            query = query.where(WebhookDelivery.status == status)
-        return list(session.scalars(query.order_by(WebhookDelivery.created_at.desc()).limit(limit)))

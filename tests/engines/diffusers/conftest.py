@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines.tiny import require_gpu_extra
+from tests.engines.diffusers.tiny import require_gpu_extra
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +14,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Saved diffusers folders, loadable offline: Wan 2.2 TI2V (``wan``), Wan 2.1 text- and
     image-to-video (``wan-t2v``, ``wan-i2v``) and LTX-Video (``ltx``)."""
     require_gpu_extra()
-    from reel.engines.diffusers_random import build_pipeline, save_pipeline
+    from reel.engines.diffusers.tiny import build_pipeline, save_pipeline
 
     root = tmp_path_factory.mktemp("models")
     return {

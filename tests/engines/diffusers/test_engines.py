@@ -23,11 +23,11 @@ from reel.engines.base import (
     GenerationRequest,
     Interrupted,
 )
-from reel.engines.diffusers_base import DiffusersEngine
+from reel.engines.diffusers.base import DiffusersEngine
 from reel.engines.registry import check_engine, load_engine
 from reel.media.video import probe, sample_frames
 from reel.types import Mode, Stage
-from tests.engines.tiny import FAST, require_gpu_extra
+from tests.engines.diffusers.tiny import FAST, require_gpu_extra
 
 torch = require_gpu_extra()
 pytestmark = pytest.mark.gpu

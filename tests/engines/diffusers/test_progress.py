@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from reel.engines.base import Interrupted
-from reel.engines.diffusers_progress import StepProgress
-from reel.engines.segments import SegmentPlan, plan_segments
+from reel.engines.diffusers.progress import StepProgress
+from reel.engines.diffusers.segments import SegmentPlan, plan_segments
 from reel.types import Stage
 
 

@@ -20,10 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reel.media.errors import ImageFetchError, MediaError
-from reel.media.fetch import FetchPolicy, check_url, fetch_bytes, is_public_address
-
-from .conftest import LoopbackServer, Seen
+from reel.net.errors import FetchError
+from reel.net.fetch import FetchPolicy, check_url, fetch_bytes, is_public_address
+from tests.loopback import LoopbackServer, Seen
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
@@ -209,14 +208,14 @@ def test_whole_private_ranges_are_refused(
 @pytest.mark.parametrize("ip", NON_PUBLIC)
 def test_names_resolving_to_non_public_addresses_are_refused(ip: str) -> None:
     resolver = everything_is(ip)
-    with pytest.raises(ImageFetchError):
+    with pytest.raises(FetchError):
         check_url("https://images.example/cat.png", FetchPolicy(), resolver=resolver)
 
 
 @pytest.mark.parametrize("answer", [[PUBLIC_V4, "10.0.0.1"], ["10.0.0.1", PUBLIC_V4]])
 def test_one_non_public_answer_among_public_ones_is_enough_to_refuse(answer: list[str]) -> None:
     resolver = FakeResolver({"images.example": answer})
-    with pytest.raises(ImageFetchError, match="private"):
+    with pytest.raises(FetchError, match="private"):
         check_url("http://images.example/", FetchPolicy(), resolver=resolver)
 
 
@@ -246,7 +245,7 @@ def test_a_public_name_passes_and_the_first_answer_is_the_pin() -> None:
 )
 def test_non_public_ip_literals_are_refused_without_resolving(url: str) -> None:
     resolver = everything_is(PUBLIC_V4)
-    with pytest.raises(ImageFetchError):
+    with pytest.raises(FetchError):
         check_url(url, FetchPolicy(), resolver=resolver)
     assert resolver.calls == []
 
@@ -272,7 +271,7 @@ def test_non_public_ip_literals_are_refused_without_resolving(url: str) -> None:
 def test_numeric_hosts_must_be_canonical_dotted_quads(host: str) -> None:
     # The resolver would say "public"; the refusal must come from reading the host itself.
     resolver = everything_is(PUBLIC_V4)
-    with pytest.raises(ImageFetchError):
+    with pytest.raises(FetchError):
         check_url(f"http://{host}/", FetchPolicy(), resolver=resolver)
     assert resolver.calls == []
 
@@ -283,13 +282,13 @@ def test_numeric_hosts_must_be_canonical_dotted_quads(host: str) -> None:
 )
 def test_localhost_names_are_refused_whatever_dns_says(url: str) -> None:
     resolver = everything_is(PUBLIC_V4)
-    with pytest.raises(ImageFetchError, match="private"):
+    with pytest.raises(FetchError, match="private"):
         check_url(url, FetchPolicy(), resolver=resolver)
     assert resolver.calls == []
 
 
 def test_a_name_resolving_to_loopback_is_refused() -> None:
-    with pytest.raises(ImageFetchError, match="private"):
+    with pytest.raises(FetchError, match="private"):
         check_url("http://sneaky.example/", FetchPolicy(), resolver=everything_is("127.0.0.1"))
 
 
@@ -298,7 +297,7 @@ def test_a_name_resolving_to_loopback_is_refused() -> None:
     [([], "resolved"), (["not-an-ip"], "resolved"), (["127.1"], "resolved")],
 )
 def test_useless_resolver_answers_are_refused(answers: list[str], message: str) -> None:
-    with pytest.raises(ImageFetchError, match=message):
+    with pytest.raises(FetchError, match=message):
         check_url("http://x.example/", FetchPolicy(), resolver=FakeResolver({"x.example": answers}))
 
 
@@ -306,7 +305,7 @@ def test_resolver_failures_become_fetch_errors() -> None:
     def broken(host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with pytest.raises(ImageFetchError, match="resolved") as info:
+    with pytest.raises(FetchError, match="resolved") as info:
         check_url("http://nowhere.example/", FetchPolicy(), resolver=broken)
     assert isinstance(info.value.__cause__, socket.gaierror)
 
@@ -340,9 +339,9 @@ def test_resolver_failures_become_fetch_errors() -> None:
     ],
 )
 def test_malformed_or_disallowed_urls_are_refused(url: str, message: str) -> None:
-    with pytest.raises(ImageFetchError, match=message) as info:
+    with pytest.raises(FetchError, match=message) as info:
         check_url(url, FetchPolicy(), resolver=everything_is(PUBLIC_V4))
-    assert isinstance(info.value, MediaError)
+    assert isinstance(info.value, FetchError)
     assert info.value.message == str(info.value)
 
 
@@ -372,7 +371,7 @@ def test_idn_hosts_are_resolved_in_their_ascii_form() -> None:
 def test_allowed_ports_come_from_the_policy() -> None:
     policy = FetchPolicy(allowed_ports=frozenset({8080}))
     check_url("http://images.example:8080/", policy, resolver=everything_is(PUBLIC_V4))
-    with pytest.raises(ImageFetchError, match="port"):
+    with pytest.raises(FetchError, match="port"):
         check_url("http://images.example/", policy, resolver=everything_is(PUBLIC_V4))
 
 
@@ -383,7 +382,7 @@ def test_allow_hosts_skips_address_and_port_checks_for_exactly_those_hosts() -> 
     resolver = FakeResolver({"test.internal": ["10.9.8.7"]})
     assert check_url("http://test.internal:1/", policy, resolver=resolver)[1] == "10.9.8.7"
     for refused in ["http://127.0.0.2/", "http://localhost/", "http://other.internal/"]:
-        with pytest.raises(ImageFetchError):
+        with pytest.raises(FetchError):
             check_url(refused, policy, resolver=everything_is("10.9.8.7"))
 
 
@@ -438,7 +437,7 @@ def test_dns_rebinding_between_hops_is_refused() -> None:
     # Same name, public the first time it is asked, private the second.
     recorder = Recorder(httpx.Response(302, headers={"Location": "/next"}))
     resolver = FakeResolver({"rebind.example": [[PUBLIC_V4], ["127.0.0.1"]]})
-    with pytest.raises(ImageFetchError, match="private"):
+    with pytest.raises(FetchError, match="private"):
         fetch_bytes(
             "http://rebind.example/", FetchPolicy(), resolver=resolver, transport=recorder.transport
         )
@@ -485,7 +484,7 @@ def test_each_hop_is_resolved_once_and_relative_locations_keep_the_name() -> Non
 def test_redirects_to_refused_urls_never_reach_the_transport(location: str) -> None:
     recorder = Recorder(httpx.Response(302, headers={"Location": location}))
     resolver = FakeResolver({"images.example": [PUBLIC_V4], "internal.example": ["10.1.1.1"]})
-    with pytest.raises(ImageFetchError):
+    with pytest.raises(FetchError):
         fetch_bytes(
             "http://images.example/", FetchPolicy(), resolver=resolver, transport=recorder.transport
         )
@@ -493,7 +492,7 @@ def test_redirects_to_refused_urls_never_reach_the_transport(location: str) -> N
 
 
 def test_refused_urls_never_reach_the_transport() -> None:
-    with pytest.raises(ImageFetchError):
+    with pytest.raises(FetchError):
         fetch_bytes("http://10.0.0.1/", FetchPolicy(), transport=LOUD)
 
 
@@ -501,7 +500,7 @@ def test_compressed_bodies_are_refused() -> None:
     recorder = Recorder(
         httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=gzip.compress(b"x" * 99))
     )
-    with pytest.raises(ImageFetchError, match="compressed"):
+    with pytest.raises(FetchError, match="compressed"):
         fetch_bytes(
             "http://images.example/",
             FetchPolicy(),
@@ -521,7 +520,7 @@ def test_the_deadline_also_bounds_transports_without_sockets() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=_SlowStream()))
     policy = FetchPolicy(timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match=TIMED_OUT):
+    with pytest.raises(FetchError, match=TIMED_OUT):
         fetch_bytes(
             "http://images.example/", policy, resolver=everything_is(PUBLIC_V4), transport=transport
         )
@@ -537,7 +536,7 @@ def test_no_hop_starts_after_the_deadline() -> None:
         return httpx.Response(302, headers={"Location": "/again"})
 
     policy = FetchPolicy(timeout=1.0, max_redirects=10)
-    with pytest.raises(ImageFetchError, match=TIMED_OUT):
+    with pytest.raises(FetchError, match=TIMED_OUT):
         fetch_bytes(
             "http://images.example/",
             policy,
@@ -551,7 +550,7 @@ def test_transport_errors_are_translated() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(ImageFetchError, match="reached") as info:
+    with pytest.raises(FetchError, match="reached") as info:
         fetch_bytes(
             "http://images.example/",
             FetchPolicy(),
@@ -574,7 +573,7 @@ def test_fetches_from_an_allowed_loopback_server(
 
 def test_loopback_is_refused_without_allow_hosts(server: LoopbackServer) -> None:
     server.serve("/a.bin", b"payload")
-    with pytest.raises(ImageFetchError, match="private"):
+    with pytest.raises(FetchError, match="private"):
         fetch_bytes(server.url("/a.bin"), FetchPolicy(allowed_ports=frozenset({server.port})))
     assert server.seen == []
 
@@ -608,7 +607,7 @@ def test_loopback_redirect_to_a_refused_address_does_not_connect(
     server.redirect("/go", location)
     with httpx.HTTPTransport() as inner:
         recording = RecordingTransport(inner)
-        with pytest.raises(ImageFetchError):
+        with pytest.raises(FetchError):
             fetch_bytes(server.url("/go"), loopback_policy, transport=recording)
     assert recording.urls == [server.url("/go")]
 
@@ -626,14 +625,14 @@ def test_three_redirects_are_followed(server: LoopbackServer, loopback_policy: F
 
 
 def test_a_fourth_redirect_is_refused(server: LoopbackServer, loopback_policy: FetchPolicy) -> None:
-    with pytest.raises(ImageFetchError, match="redirected too many"):
+    with pytest.raises(FetchError, match="redirected too many"):
         fetch_bytes(_chain(server, 4), loopback_policy)
     assert "/end" not in [s.path for s in server.seen]
 
 
 def test_max_redirects_zero_refuses_any_redirect(server: LoopbackServer) -> None:
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), max_redirects=0)
-    with pytest.raises(ImageFetchError, match="redirected too many"):
+    with pytest.raises(FetchError, match="redirected too many"):
         fetch_bytes(_chain(server, 1), policy)
 
 
@@ -642,12 +641,12 @@ def test_non_2xx_final_status_is_refused(
     server: LoopbackServer, loopback_policy: FetchPolicy, status: int
 ) -> None:
     server.serve("/x", b"nope", status=status)
-    with pytest.raises(ImageFetchError, match=str(status)):
+    with pytest.raises(FetchError, match=str(status)):
         fetch_bytes(server.url("/x"), loopback_policy)
 
 
 def test_a_missing_page_is_refused(server: LoopbackServer, loopback_policy: FetchPolicy) -> None:
-    with pytest.raises(ImageFetchError, match="404"):
+    with pytest.raises(FetchError, match="404"):
         fetch_bytes(server.url("/nothing-here"), loopback_policy)
 
 
@@ -655,7 +654,7 @@ def test_a_closed_port_is_a_fetch_error(loopback_policy: FetchPolicy) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(ImageFetchError, match="reached") as info:
+    with pytest.raises(FetchError, match="reached") as info:
         fetch_bytes(f"http://127.0.0.1:{port}/", loopback_policy)
     assert isinstance(info.value.__cause__, httpx.ConnectError)
 
@@ -681,7 +680,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading(
     server.routes["/big"] = _headers_then(10_000_000, b"", lambda stop: stop.wait(5))
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), max_bytes=1000, timeout=3.0)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match="larger"):
+    with pytest.raises(FetchError, match="larger"):
         fetch_bytes(server.url("/big"), policy)
     assert time.monotonic() - started < 1.5
 
@@ -692,7 +691,7 @@ def test_an_undeclared_body_over_the_cap_is_cut_off_while_streaming(
     server.routes["/big"] = _headers_then(None, b"x" * 4096, lambda stop: stop.wait(5))
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), max_bytes=1000, timeout=3.0)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match="larger"):
+    with pytest.raises(FetchError, match="larger"):
         fetch_bytes(server.url("/big"), policy)
     assert time.monotonic() - started < 1.5
 
@@ -703,7 +702,7 @@ def test_the_cap_is_inclusive(server: LoopbackServer, declare: bool) -> None:
     server.serve("/over", b"y" * 1001, content_length=declare)
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), max_bytes=1000)
     assert fetch_bytes(server.url("/at"), policy) == b"y" * 1000
-    with pytest.raises(ImageFetchError, match="larger"):
+    with pytest.raises(FetchError, match="larger"):
         fetch_bytes(server.url("/over"), policy)
 
 
@@ -743,7 +742,7 @@ def test_the_timeout_is_one_deadline_for_the_whole_fetch(
     server.routes["/slow"] = handler
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match=TIMED_OUT):
+    with pytest.raises(FetchError, match=TIMED_OUT):
         fetch_bytes(server.url("/slow"), policy)
     assert 0.9 < time.monotonic() - started < within
 
@@ -759,7 +758,7 @@ def test_the_deadline_spans_redirect_hops(server: LoopbackServer) -> None:
     server.routes["/slow-redirect"] = slow_redirect
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), timeout=1.0, max_redirects=10)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match=TIMED_OUT):
+    with pytest.raises(FetchError, match=TIMED_OUT):
         fetch_bytes(server.url("/slow-redirect"), policy)
     assert time.monotonic() - started < 2.0
     assert len(server.seen) <= 3

@@ -1,6 +1,6 @@
 """SSRF-safe HTTP requests to user-supplied URLs: downloads (GET) and webhook POSTs.
 
-Each hop is vetted by :func:`reel.media.addresses.check_url` before anything connects. The
+Each hop is vetted by :func:`reel.net.addresses.check_url` before anything connects. The
 request then goes to the one address that was checked, with the real name in the ``Host``
 header and in TLS SNI, so httpx never resolves the name again and DNS rebinding has nothing to
 rebind. Redirects are followed by hand (downloads only) and each ``Location`` goes through the
@@ -20,8 +20,14 @@ from typing import Final
 
 import httpx
 
-from .addresses import Resolver, check_url, is_ip_literal, is_public_address, system_resolver
-from .errors import ImageFetchError
+from reel.net.addresses import (
+    Resolver,
+    check_url,
+    is_ip_literal,
+    is_public_address,
+    system_resolver,
+)
+from reel.net.errors import FetchError
 
 __all__ = [
     "FetchPolicy",
@@ -93,7 +99,7 @@ class _Deadline:
 
     def check(self) -> None:
         if self.expired:
-            raise ImageFetchError(_TIMED_OUT)
+            raise FetchError(_TIMED_OUT)
 
     def trace(self, event: str, info: Mapping[str, object]) -> None:
         if event != "connection.connect_tcp.complete":
@@ -133,7 +139,7 @@ def fetch_bytes(
 ) -> bytes:
     """Download ``url`` under ``policy`` and return the body.
 
-    Raises ``ImageFetchError`` when a hop is refused by ``check_url``, on more than
+    Raises ``FetchError`` when a hop is refused by ``check_url``, on more than
     ``policy.max_redirects`` redirects, a non-2xx final status, a body over
     ``policy.max_bytes``, a compressed body (we ask for ``identity``), connection errors, or
     when ``policy.timeout`` runs out. ``transport`` replaces the network (tests); it must
@@ -142,7 +148,10 @@ def fetch_bytes(
     with _Deadline(policy.timeout) as deadline:
         with _final_response(url, policy, deadline, resolver, transport) as response:
             if not response.is_success:
-                raise ImageFetchError(f"The server answered with status {response.status_code}.")
+                raise FetchError(
+                    f"The server answered with status {response.status_code}.",
+                    status=response.status_code,
+                )
             return _read_capped(response, policy.max_bytes, deadline)
 
 
@@ -188,8 +197,8 @@ def _final_response(
         try:
             current = str(target.join(location))
         except httpx.InvalidURL as exc:
-            raise ImageFetchError("The server redirected to an invalid URL.") from exc
-    raise ImageFetchError("The URL redirected too many times.")
+            raise FetchError("The server redirected to an invalid URL.") from exc
+    raise FetchError("The URL redirected too many times.")
 
 
 def _send(
@@ -210,7 +219,7 @@ def _send(
     try:
         pinned = target.copy_with(host=ip)
     except httpx.InvalidURL as exc:  # e.g. a scoped IPv6 answer for an allow_hosts name
-        raise ImageFetchError("The URL's host could not be resolved.") from exc
+        raise FetchError("The URL's host could not be resolved.") from exc
     request = httpx.Request(
         outgoing.method,
         pinned,
@@ -256,7 +265,7 @@ def post_bytes(
     """POST ``content`` to ``url`` under ``policy`` (same checks and deadline as a download).
 
     Redirects are not followed: a 3xx comes back as the result. The response body is read up
-    to ``policy.max_bytes`` (the rest is dropped, not an error). Raises ``ImageFetchError``
+    to ``policy.max_bytes`` (the rest is dropped, not an error). Raises ``FetchError``
     when the URL is refused, the server cannot be reached, or ``policy.timeout`` runs out.
     """
     outgoing = _Outgoing("POST", content, headers, follow=False)
@@ -279,9 +288,9 @@ def post_bytes(
 def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
-        raise ImageFetchError("The file is larger than the allowed maximum.")
+        raise FetchError("The file is larger than the allowed maximum.")
     if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
-        raise ImageFetchError("The server sent a compressed response, which is not accepted.")
+        raise FetchError("The server sent a compressed response, which is not accepted.")
     body = bytearray()
     try:
         # Identity encoding only (checked above), so these are the bytes on the wire.
@@ -289,7 +298,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) 
         for chunk in response.iter_bytes():
             body += chunk
             if len(body) > max_bytes:
-                raise ImageFetchError("The file is larger than the allowed maximum.")
+                raise FetchError("The file is larger than the allowed maximum.")
             deadline.check()
     except httpx.HTTPError as exc:
         raise _translate(exc, deadline) from exc
@@ -297,7 +306,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) 
     return bytes(body)
 
 
-def _translate(exc: httpx.HTTPError, deadline: _Deadline) -> ImageFetchError:
+def _translate(exc: httpx.HTTPError, deadline: _Deadline) -> FetchError:
     if deadline.expired or isinstance(exc, httpx.TimeoutException):
-        return ImageFetchError(_TIMED_OUT)
-    return ImageFetchError("The server could not be reached or broke off the download.")
+        return FetchError(_TIMED_OUT)
+    return FetchError("The server could not be reached or broke off the download.")

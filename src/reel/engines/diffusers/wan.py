@@ -18,17 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from reel.engines.base import Capabilities, EngineConfigError
-from reel.engines.diffusers_base import DiffusersEngine, LoadedPipelines, distinct
-from reel.engines.diffusers_config import (
-    DiffusersParams,
-    Dtype,
-    Geometry,
-    ModelDefaults,
-    ModelIndex,
-    ModelInfo,
-    check_model_dir,
-    read_config,
-)
+from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, distinct
+from reel.engines.diffusers.geometry import Geometry, ModelInfo
+from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
+from reel.engines.diffusers.params import DiffusersParams, Dtype, ModelDefaults
 
 if TYPE_CHECKING:
     import torch

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from reel.media.errors import ImageFetchError
-from reel.media.fetch import FetchPolicy, post_bytes
+from reel.net.errors import FetchError
+from reel.net.fetch import FetchPolicy, post_bytes
+from tests.loopback import LoopbackServer
 from tests.webhookreceiver import webhook_receiver
-
-from .conftest import LoopbackServer
 
 LOOPBACK = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), timeout=5.0, max_redirects=0)
 
@@ -49,7 +48,7 @@ def test_answer_is_capped(server: LoopbackServer) -> None:
     ["http://127.0.0.1/hook", "http://localhost/hook", "http://10.0.0.1/", "http://[::1]/"],
 )
 def test_private_targets_are_refused_before_connecting(url: str) -> None:
-    with pytest.raises(ImageFetchError, match="local or private"):
+    with pytest.raises(FetchError, match="local or private"):
         post_bytes(url, b"{}", FetchPolicy(max_redirects=0))
 
 
@@ -83,6 +82,6 @@ def silent_port() -> Iterator[int]:
 def test_a_silent_receiver_times_out(silent_port: int) -> None:
     policy = FetchPolicy(allow_hosts=frozenset({"127.0.0.1"}), timeout=0.5, max_redirects=0)
     started = time.monotonic()
-    with pytest.raises(ImageFetchError, match="timed out"):
+    with pytest.raises(FetchError, match="timed out"):
         post_bytes(f"http://127.0.0.1:{silent_port}/", b"{}", policy)
     assert time.monotonic() - started < 3

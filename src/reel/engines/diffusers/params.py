@@ -1,38 +1,18 @@
-"""The diffusers engines' ``params`` and the checks on a model directory; no torch needed.
+"""The diffusers engines' ``params`` from the models file; no torch needed.
 
-Everything here runs at worker start, before any weights load, so a wrong models file or an
-incomplete download is reported at once, naming the missing files.
+Parsed at worker start, before any weights load, so a wrong models file is reported at once.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeVar, cast
 
 from reel.config import Settings
-from reel.engines.base import Capabilities, EngineConfigError
-from reel.engines.segments import SegmentPlan, plan_segments, valid_frame_count
-
-__all__ = [
-    "COMMON_KEYS",
-    "DiffusersParams",
-    "Dtype",
-    "Geometry",
-    "ModelDefaults",
-    "ModelIndex",
-    "ModelInfo",
-    "check_model_dir",
-    "missing_files",
-    "parse_params",
-    "plan_geometry",
-    "read_config",
-    "require_packages",
-    "segment_frames",
-]
+from reel.engines.base import EngineConfigError
 
 Dtype = Literal["bfloat16", "float16", "float32"]
 Offload = Literal["none", "model", "sequential"]
@@ -244,175 +224,3 @@ def require_packages(label: str, names: Iterable[str]) -> None:
             f"{label}: needs the gpu extra (missing {', '.join(missing)}): "
             "pip install 'reel[gpu]' (see docs/models.md)"
         )
-
-
-# --- model directories ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ModelIndex:
-    """A diffusers folder's ``model_index.json``: pipeline class, components and options."""
-
-    path: Path
-    class_name: str
-    #: component name → (library, class); both ``None`` for an absent optional component.
-    components: Mapping[str, tuple[str | None, str | None]]
-    #: The other entries (``expand_timesteps``, ``boundary_ratio``…).
-    options: Mapping[str, object]
-
-    def has(self, component: str) -> bool:
-        return self.components.get(component, (None, None))[0] is not None
-
-
-def _read_json(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EngineConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise EngineConfigError(f"{path} is not a JSON object")
-    return cast(dict[str, object], data)
-
-
-def _read_index(model_dir: Path) -> ModelIndex:
-    data = _read_json(model_dir / "model_index.json")
-    components: dict[str, tuple[str | None, str | None]] = {}
-    options: dict[str, object] = {}
-    for key, value in data.items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, list) and len(value) == 2:
-            lib, cls = value
-            components[key] = (
-                lib if isinstance(lib, str) else None,
-                cls if isinstance(cls, str) else None,
-            )
-        else:
-            options[key] = value
-    return ModelIndex(model_dir, str(data.get("_class_name", "")), components, options)
-
-
-def _component_missing(folder: Path, name: str, cls: str) -> list[str]:
-    """Files a component folder lacks, relative to the model directory."""
-    if not folder.is_dir():
-        return [f"{name}/"]
-    present = {p.name for p in folder.iterdir()}
-    if name == "scheduler" or cls.endswith("Scheduler"):
-        return [] if "scheduler_config.json" in present else [f"{name}/scheduler_config.json"]
-    if "Tokenizer" in cls:
-        if present & {"tokenizer.json", "spiece.model", "vocab.json"}:
-            return []
-        return [f"{name}/tokenizer.json (or spiece.model)"]
-    if "Processor" in cls or "FeatureExtractor" in cls:
-        ok = "preprocessor_config.json" in present
-        return [] if ok else [f"{name}/preprocessor_config.json"]
-    missing = [] if "config.json" in present else [f"{name}/config.json"]
-    indexes = [p for p in present if p.endswith((".safetensors.index.json", ".bin.index.json"))]
-    if indexes:
-        for index in sorted(indexes):
-            weight_map = _read_json(folder / index).get("weight_map", {})
-            shards = set(weight_map.values()) if isinstance(weight_map, dict) else set()
-            missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
-    elif not any(p.endswith((".safetensors", ".bin")) for p in present):
-        missing.append(f"{name}/*.safetensors (weights)")
-    return missing
-
-
-def missing_files(model_dir: Path) -> list[str]:
-    """What a diffusers folder lacks to load (empty when complete)."""
-    if not model_dir.is_dir():
-        return [f"{model_dir} (not a directory)"]
-    if not (model_dir / "model_index.json").is_file():
-        return ["model_index.json"]
-    index = _read_index(model_dir)
-    missing: list[str] = []
-    for name, (lib, cls) in index.components.items():
-        if lib is not None and cls is not None:
-            missing += _component_missing(model_dir / name, name, cls)
-    return missing
-
-
-def check_model_dir(model_dir: Path, *, label: str, classes: Collection[str]) -> ModelIndex:
-    """The folder's index, or a clear error naming the missing files or the wrong pipeline."""
-    missing = missing_files(model_dir)
-    if missing:
-        raise EngineConfigError(
-            f"{label}: model directory {model_dir} is incomplete; missing: {', '.join(missing)}. "
-            "Download the diffusers-format repository (see docs/models.md)"
-        )
-    index = _read_index(model_dir)
-    if index.class_name not in classes:
-        raise EngineConfigError(
-            f"{label}: {model_dir} holds a {index.class_name or 'unknown'} pipeline; "
-            f"expected one of {', '.join(sorted(classes))}"
-        )
-    return index
-
-
-def read_config(model_dir: Path, component: str) -> dict[str, object]:
-    """A component's ``config.json`` (or ``scheduler_config.json``)."""
-    folder = model_dir / component
-    name = "scheduler_config.json" if component == "scheduler" else "config.json"
-    return _read_json(folder / name)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What the startup check learns from a model's folders, before loading any weights."""
-
-    capabilities: Capabilities
-    defaults: ModelDefaults
-    #: Generation width and height must be multiples of this (VAE × patch).
-    size_multiple: int
-    #: Frame counts must be ``temporal_ratio * k + 1``.
-    temporal_ratio: int
-
-
-@dataclass(frozen=True, slots=True)
-class Geometry:
-    """How one request is made: generation size, output size, frame rate and passes."""
-
-    gen_width: int
-    gen_height: int
-    out_width: int
-    out_height: int
-    fps: int
-    plan: SegmentPlan
-
-
-def segment_frames(p: DiffusersParams, info: ModelInfo, *, label: str) -> int:
-    frames = p.segment_frames or info.defaults.segment_frames
-    r = info.temporal_ratio
-    if frames != valid_frame_count(frames, r) or frames <= r:
-        raise EngineConfigError(
-            f"{label}: params.segment_frames must be {r}k+1 for this model "
-            f"(e.g. {valid_frame_count(frames, r)}), got {frames}"
-        )
-    return frames
-
-
-def _to_multiple(value: int, multiple: int) -> int:
-    return max(multiple, value // multiple * multiple)
-
-
-def plan_geometry(
-    *, width: int, height: int, duration_s: float, p: DiffusersParams, info: ModelInfo, label: str
-) -> Geometry:
-    """Map a request (the tier's advertised size and a duration) onto what the model makes."""
-    if width <= 0 or height <= 0 or duration_s <= 0:
-        raise EngineConfigError(f"{label}: invalid request {width}x{height}, {duration_s}s")
-    long_side, short_side = p.size or info.defaults.size
-    long_side, short_side = max(long_side, short_side), min(long_side, short_side)
-    portrait = height > width
-    gen_w, gen_h = (short_side, long_side) if portrait else (long_side, short_side)
-    gen_w = _to_multiple(gen_w, info.size_multiple)
-    gen_h = _to_multiple(gen_h, info.size_multiple)
-    out_w, out_h = (width - width % 2, height - height % 2) if p.scale_to_tier else (gen_w, gen_h)
-    fps = p.fps or info.defaults.fps
-    total = max(1, round(duration_s * fps))
-    plan = plan_segments(
-        total,
-        max_frames=segment_frames(p, info, label=label),
-        temporal_ratio=info.temporal_ratio,
-    )
-    return Geometry(gen_w, gen_h, max(2, out_w), max(2, out_h), fps, plan)

@@ -10,16 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from reel.engines.base import Capabilities, EngineConfigError
-from reel.engines.diffusers_base import DiffusersEngine, LoadedPipelines
-from reel.engines.diffusers_config import (
-    DiffusersParams,
-    Geometry,
-    ModelDefaults,
-    ModelIndex,
-    ModelInfo,
-    check_model_dir,
-    read_config,
-)
+from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines
+from reel.engines.diffusers.geometry import Geometry, ModelInfo
+from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
+from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
 
 if TYPE_CHECKING:
     import torch

@@ -38,18 +38,10 @@ from reel.engines.base import (
     Interrupted,
     ProgressSink,
 )
-from reel.engines.diffusers_config import (
-    DiffusersParams,
-    Dtype,
-    Geometry,
-    ModelInfo,
-    parse_params,
-    plan_geometry,
-    require_packages,
-    segment_frames,
-)
-from reel.engines.diffusers_progress import StepProgress
-from reel.engines.segments import Frames, Segment, chain_segments
+from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry, segment_frames
+from reel.engines.diffusers.params import DiffusersParams, Dtype, parse_params, require_packages
+from reel.engines.diffusers.progress import StepProgress
+from reel.engines.diffusers.segments import Frames, Segment, chain_segments
 from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
 from reel.types import Mode, Stage
 
