@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
+#: Shortest signing key accepted: an empty or short key makes media links and webhook
+#: signatures forgeable.
+MIN_SECRET_LENGTH = 32
+_WEAK_SECRET = (
+    f"REEL_SECRET_KEY must be at least {MIN_SECRET_LENGTH} random characters "
+    "(for example `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+    "or unset to have one generated into the data dir"
+)
+
 
 class Settings(BaseSettings):
     """Everything configurable. Built once per process and passed down."""
@@ -23,7 +32,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("reel-data")
     #: SQLAlchemy URL; default: SQLite file inside ``data_dir``.
     database_url: str | None = None
-    #: Signs media URLs. Generated into ``data_dir/secret_key`` when unset.
+    #: Signs media URLs and webhook bodies; at least 32 characters. Generated into
+    #: ``data_dir/secret_key`` when unset.
     secret_key: SecretStr | None = None
     #: Absolute base URL clients reach this service at; default: taken from each request.
     public_url: str | None = None
@@ -161,6 +171,13 @@ class Settings(BaseSettings):
         value = os.environ.get(name)
         return SecretStr(value) if value else None
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(_WEAK_SECRET)
+        return value
+
     @field_validator("tier_priorities", mode="before")
     @classmethod
     def _split_priorities(cls, value: object) -> object:
@@ -236,24 +253,34 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         return self.data_dir / "media"
 
+    def prepare_data_dir(self) -> Path:
+        """The data dir, created owner-only (0700) when it does not exist yet."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
     @cached_property
     def signing_key(self) -> bytes:
-        """The media-URL signing key: set, or generated once into the data dir."""
+        """The media-URL signing key: set, or generated once into the data dir (0600)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_data_dir()
             tmp = path.with_name(f".secret_key.{secrets.token_hex(8)}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            # Created 0600 in one call: the key is never readable by others, not even briefly.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
             try:
                 path.hardlink_to(tmp)  # atomic: the first process to write wins
             except FileExistsError:
                 pass
             finally:
                 tmp.unlink(missing_ok=True)
-        return path.read_text().strip().encode()
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ValueError(f"{path} holds a key that is too short; {_WEAK_SECRET}")
+        return key.encode()
 
 
 @lru_cache

@@ -18,6 +18,8 @@ from tests.e2e.test_server import post, wait_final
 from tests.fakeupstreams import FakeFal, tiny_mp4
 from tests.imageserver import image_server, png_bytes
 
+SIGNING_KEY = "e2e-signing-key-at-least-32-characters"
+
 
 def fal_reel(tmp_path: Path, fal_url: str, params: str, **env: str) -> ReelServer:
     """A `reel serve` whose every tier is served by the fake fal at ``fal_url``."""
@@ -104,7 +106,7 @@ def test_fal_webhook_wakes_the_worker_long_before_its_next_poll(tmp_path: Path) 
             fal.url,
             'endpoint = "fal-ai/wan/v2.2-a14b/text-to-video"\n'
             "webhook = true\nwebhook_poll_interval = 60",
-            REEL_SECRET_KEY="e2e-signing-key",
+            REEL_SECRET_KEY=SIGNING_KEY,
         )
         with server:
             key = str(server.create_key(credits=50)["key"])
@@ -132,7 +134,7 @@ def test_fal_webhook_wakes_the_worker_long_before_its_next_poll(tmp_path: Path) 
             assert f"{parts.scheme}://{parts.netloc}" == server.url
             assert parts.path == f"/hooks/fal/{task_id}"
             (sig,) = parse_qs(parts.query)["sig"]
-            assert verify_callback(b"e2e-signing-key", task_id, sig)
+            assert verify_callback(SIGNING_KEY.encode(), task_id, sig)
             assert fal.webhooks == [(hook, 204)]
             # one status call after submitting, one after the callback: no polling between
             assert len(fal.calls("status")) <= 3, fal.calls("status")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from reel import __version__
 from reel.cli import admin, generate, observe, serve, webhooks
@@ -33,4 +34,14 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # Settings from the environment: one clear line per problem, no traceback.
+        for error in exc.errors():
+            name = "REEL_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: {message if name in message else f'{name}: {message}'}", err=True)
+        raise SystemExit(2) from None

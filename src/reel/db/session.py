@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -25,7 +27,8 @@ class DatabaseBusy(Exception):
 def make_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.prepare_data_dir()
+        _private_sqlite_file(url)
         engine = create_engine(
             url,
             connect_args={"timeout": settings.db_busy_timeout, "check_same_thread": False},
@@ -37,6 +40,24 @@ def make_engine(settings: Settings) -> Engine:
     # pre_ping replaces connections the server dropped (restart, failover, idle timeout)
     # before a request uses them; pool_recycle bounds a connection's age.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the database file owner-only (0600) before SQLite opens it; tighten an older one.
+
+    It holds webhook secrets and prompts. SQLite gives its ``-wal``/``-shm`` files the
+    database file's permissions.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with suppress(FileNotFoundError, PermissionError):
+                file.chmod(0o600)
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
