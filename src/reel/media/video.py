@@ -26,9 +26,11 @@ from av.error import FFmpegError
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from reel.media.audio import AUDIO_RATE, Audio, AudioInfo, AudioTrack, audio_info, decode_audio
 from reel.media.errors import MediaError
 
 __all__ = [
+    "Audio",
     "RGBFrame",
     "VideoDecodeError",
     "VideoEncodeError",
@@ -40,6 +42,7 @@ __all__ = [
     "frame_count",
     "last_frame",
     "probe",
+    "read_audio",
     "sample_frames",
 ]
 
@@ -70,6 +73,12 @@ class VideoInfo:
     duration_s: float
     #: FFmpeg codec name, e.g. ``"h264"``.
     codec: str
+    #: The audio track (codec ``"aac"``, rate, channels, decoded length); ``None``: silent file.
+    audio: AudioInfo | None = None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None
 
 
 class VideoWriter:
@@ -77,6 +86,11 @@ class VideoWriter:
 
     Use as a context manager. Frames go to a temporary file beside ``path``; a clean exit
     flushes the encoder and renames the file into place, an exception discards it.
+
+    With ``audio_rate`` the file also gets an AAC track (48 kHz, resampled from
+    ``audio_rate``): hand samples to :meth:`write_audio` at any point, best before the frames
+    they play under, so the two streams are interleaved. On exit the track is cut or padded
+    to the video's length exactly. Without ``audio_rate`` the file has no audio track at all.
     """
 
     def __init__(
@@ -88,6 +102,8 @@ class VideoWriter:
         fps: int,
         crf: int = 23,
         preset: str = "veryfast",
+        audio_rate: int | None = None,
+        audio_channels: int = 2,
     ) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"width and height must be positive and even, got {width}x{height}")
@@ -105,6 +121,8 @@ class VideoWriter:
         self._container: OutputContainer | None = None
         self._stream: VideoStream | None = None
         self._frames = 0
+        self._audio_format = (audio_rate, audio_channels) if audio_rate is not None else None
+        self._audio: AudioTrack | None = None
 
     @property
     def frames_written(self) -> int:
@@ -112,15 +130,20 @@ class VideoWriter:
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        options = {"movflags": "+faststart"}
+        if self._audio_format is not None:
+            # Interleave strictly by time, however far one stream runs ahead of the other.
+            options["max_interleave_delta"] = "0"
         try:
-            container = av.open(
-                str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"}
-            )
+            container = av.open(str(self._tmp), mode="w", format="mp4", options=options)
             stream = container.add_stream("libx264", rate=self.fps)  # pyright: ignore[reportUnknownMemberType]
             stream.width = self.width
             stream.height = self.height
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(self._crf), "preset": self._preset}
+            if self._audio_format is not None:
+                rate, channels = self._audio_format
+                self._audio = AudioTrack(container, rate=rate, channels=channels)
         except _PYAV_ERRORS as exc:
             self._discard()
             raise VideoEncodeError("Could not start the video encoder") from exc
@@ -140,9 +163,21 @@ class VideoWriter:
         video_frame.time_base = Fraction(1, self.fps)
         try:
             _encode(container, stream, video_frame)
+            self._frames += 1
+            if self._audio is not None:
+                self._audio.drain(self._frames / self.fps)
         except _PYAV_ERRORS as exc:
             raise VideoEncodeError("Video encoding failed") from exc
-        self._frames += 1
+
+    def write_audio(self, samples: npt.ArrayLike) -> None:
+        """Append audio: ``channels x n`` (or ``n`` for mono) floats in ``[-1, 1]``."""
+        self._open()
+        if self._audio is None:
+            raise RuntimeError("this VideoWriter has no audio track (pass audio_rate)")
+        try:
+            self._audio.feed(samples)
+        except _PYAV_ERRORS as exc:
+            raise VideoEncodeError("Audio encoding failed") from exc
 
     def __exit__(
         self,
@@ -157,7 +192,12 @@ class VideoWriter:
         if self._frames == 0:
             self._discard()
             raise VideoEncodeError("No frames were written")
+        if self._audio is not None and not self._audio.fed:
+            self._discard()  # never a silent track: a file without sound has no audio at all
+            raise VideoEncodeError("No audio was written")
         try:
+            if self._audio is not None:
+                self._audio.finish(self._frames / self.fps)
             _encode(container, stream, None)
             container.close()
             self._container = None
@@ -178,6 +218,7 @@ class VideoWriter:
             except _PYAV_ERRORS:
                 pass  # the file is deleted next; its trailer does not matter
             self._container = None
+        self._audio = None
         self._tmp.unlink(missing_ok=True)
 
 
@@ -193,14 +234,26 @@ def encode_frames(
     fps: int,
     crf: int = 23,
     preset: str = "veryfast",
+    audio: Audio | None = None,
 ) -> VideoInfo:
-    """Encode ``frames`` (all the same even size) into an MP4 at ``path``."""
+    """Encode ``frames`` (all the same even size), and ``audio`` if given, into an MP4."""
     it = iter(frames)
     first = next(it, None)
     if first is None:
         raise ValueError("no frames to encode")
     height, width = first.shape[:2]
-    with VideoWriter(path, width=width, height=height, fps=fps, crf=crf, preset=preset) as w:
+    with VideoWriter(
+        path,
+        width=width,
+        height=height,
+        fps=fps,
+        crf=crf,
+        preset=preset,
+        audio_rate=None if audio is None else audio.rate,
+        audio_channels=2 if audio is None else audio.channels,
+    ) as w:
+        if audio is not None:
+            w.write_audio(audio.samples)
         w.write(first)
         for frame in it:
             w.write(frame)
@@ -211,6 +264,15 @@ def encode_frames(
         frames=w.frames_written,
         duration_s=w.frames_written / fps,
         codec="h264",
+        audio=None
+        if audio is None
+        else AudioInfo(
+            codec="aac",
+            rate=AUDIO_RATE,
+            channels=audio.channels,
+            duration_s=w.frames_written / fps,
+            start_s=0.0,
+        ),
     )
 
 
@@ -264,6 +326,7 @@ def probe(path: Path) -> VideoInfo:
             count += 1
         fps = _fps(stream)
         codec = stream.codec_context.name
+        audio = audio_info(container)
     if count == 0:
         raise VideoDecodeError("The video has no frames")
     if fps <= 0:
@@ -279,7 +342,14 @@ def probe(path: Path) -> VideoInfo:
         frames=count,
         duration_s=round(duration, 6),
         codec=codec,
+        audio=audio,
     )
+
+
+def read_audio(path: Path) -> Audio | None:
+    """The decoded audio track of ``path`` (``None``: the file has none)."""
+    with _open_video(path) as (container, _):
+        return decode_audio(container)
 
 
 def frame_count(path: Path) -> int:
