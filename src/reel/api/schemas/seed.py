@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from reel.db.models import Task
 from reel.service import retention
 from reel.service.context import Services
 from reel.service.errors import (
+    ContentPolicyViolation,
     ImageRequired,
     ImageUrlsRequired,
     InvalidParameter,
@@ -136,7 +137,19 @@ class TaskPage(BaseModel):
     success: Literal[True] = True
     data: list[StatusResponse]
     hasMore: bool
-    nextCursor: str | None
+    nextCursor: str | None = Field(
+        description="Pass as `after` for the next page; null on the last page (always present)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _always_cursor(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # The route leaves empty fields out of each task (response_model_exclude_none); the
+        # cursor is required by the schema, so it stays, null on the last page. (No return
+        # annotation: pydantic would take it as the serialized schema.)
+        data = handler(self)
+        if isinstance(data, dict):
+            data.setdefault("nextCursor", self.nextCursor)
+        return data
 
 
 class TierPrice(BaseModel):
@@ -286,6 +299,12 @@ def _retry_of(task: Task) -> str | None:
     return origin if isinstance(origin, str) else None
 
 
+def _failure_code(task: Task) -> str:
+    """A refused video keeps its policy code; every other failure is GENERATION_FAILED."""
+    refused = task.error_code == ContentPolicyViolation.code
+    return ContentPolicyViolation.code if refused else "GENERATION_FAILED"
+
+
 def present(
     task: Task,
     *,
@@ -335,7 +354,7 @@ def present(
             success=False,
             status="failed",
             error=task.error_message or "Video generation failed",
-            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
+            errorCode="TASK_CANCELED" if canceled else _failure_code(task),
             canceled=canceled,
             creditsRefunded=task.credits,
             creditsUsed=0,
