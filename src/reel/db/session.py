@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -128,3 +128,9 @@ def _is_postgres_operational(exc: OperationalError) -> bool:
 
 def open_database(settings: Settings) -> Database:
     return Database(make_engine(settings))
+
+
+def changed(result: Result[Any]) -> int:
+    """How many rows an ``UPDATE`` or ``DELETE`` changed (``Session.execute`` is typed as a
+    plain ``Result``; for these statements it is a ``CursorResult``)."""
+    return cast("CursorResult[Any]", result).rowcount
