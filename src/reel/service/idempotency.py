@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reel.db.models import IdempotencyRecord
+from reel.db.session import changed
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidParameter
@@ -48,15 +49,17 @@ class Claim:
 
     def complete(self, session: Session, *, task_id: str, status: int, body: str) -> None:
         """Record the response, in the caller's transaction; fails if the claim was lost."""
-        done = session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.id == self.record_id,
-                IdempotencyRecord.owner == self.owner,
-                IdempotencyRecord.state == "in_flight",
+        done = changed(
+            session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.id == self.record_id,
+                    IdempotencyRecord.owner == self.owner,
+                    IdempotencyRecord.state == "in_flight",
+                )
+                .values(state="done", task_id=task_id, response_status=status, response_body=body)
             )
-            .values(state="done", task_id=task_id, response_status=status, response_body=body)
-        ).rowcount
+        )
         if not done:
             raise IdempotencyInProgress()
 
@@ -134,15 +137,17 @@ def _begin(
         assert row.response_status is not None and row.response_body is not None
         return Replay(row.response_status, row.response_body, row.task_id)
     if row.locked_at < t - STALE_AFTER:
-        taken = session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.id == row.id,
-                IdempotencyRecord.owner == row.owner,
-                IdempotencyRecord.state == "in_flight",
+        taken = changed(
+            session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.id == row.id,
+                    IdempotencyRecord.owner == row.owner,
+                    IdempotencyRecord.state == "in_flight",
+                )
+                .values(owner=owner, locked_at=t)
             )
-            .values(owner=owner, locked_at=t)
-        ).rowcount
+        )
         if taken:
             return Claim(row.id, owner)
     err = IdempotencyInProgress()
