@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 
 from reel.config import Settings
 from reel.db.models import IdempotencyRecord, Task
+from reel.db.session import changed
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage.naming import preview_keys, task_keys
@@ -115,9 +116,9 @@ def sweep(services: Services) -> Swept:
     for task in {t.id: t for t in expired + deleted}.values():
         purge(services, task)
     with services.db.write() as session:
-        dropped = session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < t)
-        ).rowcount
+        dropped = changed(
+            session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < t))
+        )
     swept = Swept([x.id for x in expired], [x.id for x in deleted], dropped or 0)
     if swept.expired or swept.deleted:
         log.info(
