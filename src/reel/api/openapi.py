@@ -27,8 +27,8 @@ def install_openapi(app: FastAPI) -> None:
 
 #: OpenAPI links: how a create's answer feeds the calls that follow (for clients, docs and
 #: stateful API testing). (path, method) of the create → {link name: (operationId, how)}.
-_VIDEO_ID = {"parameters": {"video_id": "$response.body#/id"}}
-_TASK_ID = {"requestBody": {"taskId": "$response.body#/taskId"}}
+_VIDEO_ID: dict[str, object] = {"parameters": {"video_id": "$response.body#/id"}}
+_TASK_ID: dict[str, object] = {"requestBody": {"taskId": "$response.body#/taskId"}}
 _LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, object]]]] = {
     ("/api/sora-2/generate", "post"): {
         "CheckStatus": ("check_status_api_sora_2_check_status_post", _TASK_ID),

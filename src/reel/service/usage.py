@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import BigInteger, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, cast, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from reel.db.models import LedgerEntry, Task
 from reel.service.clock import now
@@ -101,7 +101,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _day_number(column: object) -> object:
+def _day_number(
+    column: InstrumentedAttribute[float] | InstrumentedAttribute[float | None],
+) -> ColumnElement[int]:
     return cast(column, BigInteger) // DAY_SECONDS
 
 
@@ -193,7 +195,7 @@ def engine_times(session: Session, *, since: float, until: float) -> list[Engine
             Task.finished_at <= until,
         )
     ):
-        samples[engine or "unknown"].append(float(seconds))
+        samples[engine or "unknown"].append(float(seconds or 0.0))
     return [
         EngineTimes(name, len(v), statistics.median(v), percentile(v, 95))
         for name, v in sorted(samples.items())

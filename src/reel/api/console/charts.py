@@ -74,7 +74,7 @@ def stacked_by_day(
     every = max(1, math.ceil(len(days) / 10))
     for i, (day, values) in enumerate(days):
         x = LEFT + i * slot + (slot - bar_w) / 2
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         for index, name in enumerate(series):
             amount = values.get(name, 0)
             if amount <= 0:

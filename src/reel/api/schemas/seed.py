@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -313,7 +313,7 @@ def present(
     queue_position: int | None = None,
     with_prompt: bool = False,
 ) -> StatusResponse:
-    common = {
+    common: dict[str, Any] = {
         "prompt": task.prompt if with_prompt else None,
         "taskId": task.id,
         "engine": task.engine,
