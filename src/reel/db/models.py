@@ -91,6 +91,9 @@ class Task(Base):
     deleted_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: Its stored files were removed (retention sweep or delete).
     purged_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: An operator's retry: ``<failed task id>:<n>``, its n-th retry (from 0). Unique, so two
+    #: concurrent retries of one task cannot both be inserted, nor charged.
+    retry_key: Mapped[str | None] = mapped_column(String(56), default=None, index=True, unique=True)
 
 
 class LedgerEntry(Base):
@@ -147,6 +150,9 @@ class WebhookDelivery(Base):
     #: ``video.completed`` | ``video.failed`` | ``video.canceled``
     event: Mapped[str] = mapped_column(String(40))
     url: Mapped[str] = mapped_column(String(2048))
+    #: The URL's ``scheme://host:port``: deliveries to one destination share its concurrency
+    #: and its backoff (``webhook_destinations``).
+    destination: Mapped[str] = mapped_column(String(300), default="")
     #: The event body (JSON) as recorded with the task's final transition.
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -161,6 +167,33 @@ class WebhookDelivery(Base):
     last_response: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[float] = mapped_column(Float)
     delivered_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class WebhookDestination(Base):
+    """A webhook destination (``scheme://host:port``) that stopped answering: it backs off as a
+    whole, shared by every delivery loop, so it holds no sender that another key's events need."""
+
+    __tablename__ = "webhook_destinations"
+
+    destination: Mapped[str] = mapped_column(String(300), primary_key=True)
+    #: Consecutive attempts that timed out or could not connect.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: No delivery to this destination is claimed before this time.
+    backoff_until: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class AdminSession(Base):
+    """A signed-in admin console session; signing out deletes it, and with it the session."""
+
+    __tablename__ = "admin_sessions"
+
+    #: SHA-256 hex of the session's nonce (the cookie carries the nonce, never stored).
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Which admin token signed it in (an HMAC tag): rows of an older token never count.
+    token_tag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class IdempotencyRecord(Base):

@@ -1,7 +1,9 @@
 """Operator use cases: find and inspect tasks, cancel or retry them, manage keys and credits.
 
 A retry never reopens a finished task: it is a new task, with a new charge to the same key,
-that records the original's id in ``extra["retryOf"]``.
+that records the original's id in ``extra["retryOf"]``. A failed task has at most one retry
+that has not failed or been canceled: its n-th retry carries the unique ``retry_key``
+``<task id>:<n>``, so concurrent retries of one task insert (and charge) exactly one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, LedgerEntry, Task
@@ -164,8 +167,19 @@ def retry(services: Services, task_id: str) -> Task:
     if refusal is not None:
         raise TaskNotRetryable(f"Cannot retry {task_id}: {refusal}")
     old = detail.task
-    cmd = tasks.repeat(old, drop=frozenset({RETRY_OF}), extra={RETRY_OF: old.id})
-    return tasks.create(services, detail.key, cmd)
+    cmd = tasks.repeat(
+        old,
+        drop=frozenset({RETRY_OF}),
+        extra={RETRY_OF: old.id},
+        retry_key=f"{old.id}:{len(detail.retries)}",
+    )
+    try:
+        return tasks.create(services, detail.key, cmd)
+    except IntegrityError as exc:
+        with services.db.read() as session:
+            if session.scalar(select(Task.id).where(Task.retry_key == cmd.retry_key)) is None:
+                raise
+        raise TaskNotRetryable(f"Cannot retry {task_id}: it is being retried already") from exc
 
 
 def cancel(services: Services, task_id: str) -> Task:

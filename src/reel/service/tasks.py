@@ -61,6 +61,8 @@ class NewTask:
     image_data: bytes | None = None
     #: Which request field the start image came from, for error messages.
     image_param: str = "imageUrls"
+    #: An operator's retry: ``<failed task id>:<n>``, unique in the database (one n-th retry).
+    retry_key: str | None = None
 
     @property
     def price(self) -> int:
@@ -135,6 +137,7 @@ def create(
                 prompt=cmd.prompt,
                 image_key=image_key,
                 seed=secrets.randbelow(2**31),
+                retry_key=cmd.retry_key,
                 priority=services.settings.priority_for(cmd.tier),
                 credits=cost,
                 extra=dict(cmd.extra),
