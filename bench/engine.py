@@ -121,6 +121,8 @@ def reel_params(args: argparse.Namespace, model_dir: str) -> dict[str, object]:
     }
     if args.attention_backend:
         params["attention_backend"] = args.attention_backend
+    if args.batch_guidance and "ltx" not in str(args.random_weights or args.engine):
+        params["batch_guidance"] = True  # LTX pipelines batch their guidance already
     return params
 
 
@@ -205,6 +207,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="Reel: compile the repeated blocks")
     ap.add_argument("--attention-backend", help="Reel: e.g. flash, _flash_3, sage, native")
     ap.add_argument("--first-block-cache", type=float, default=0.0, help="Reel: cache threshold")
+    ap.add_argument(
+        "--batch-guidance", action="store_true", help="Reel (Wan): both guidance passes in one call"
+    )
     ap.add_argument("--rounds", type=int, default=1, help="alternating stock/Reel runs (median)")
     args = ap.parse_args()
     if args.steps <= args.warmup:
@@ -264,6 +269,7 @@ def main() -> None:
     flags = [
         name
         for name, on in (
+            ("batched cfg", args.batch_guidance),
             ("compile", args.compile),
             (f"attention={args.attention_backend}", bool(args.attention_backend)),
             (f"first-block-cache={args.first_block_cache}", args.first_block_cache > 0),

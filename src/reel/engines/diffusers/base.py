@@ -21,6 +21,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
@@ -116,6 +117,14 @@ class DiffusersEngine:
     def _extra_call_kwargs(self, geometry: Geometry) -> dict[str, object]:  # noqa: ARG002
         """Keyword arguments this engine's pipelines take beyond the common ones."""
         return {}
+
+    def _guidance(
+        self,
+        pipe: DiffusionPipeline,  # noqa: ARG002
+        kwargs: dict[str, object],  # noqa: ARG002
+    ) -> AbstractContextManager[None]:
+        """Around one pipeline call: batched guidance, which may rewrite ``kwargs``."""
+        return nullcontext()
 
     # --- Engine ----------------------------------------------------------------------------
     def generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
@@ -236,7 +245,7 @@ class DiffusersEngine:
         if pipe is None:
             mode = "text" if condition is None else "image"
             raise EngineError(f"{self.label}: this model cannot do {mode}-to-video")
-        with torch.inference_mode():
+        with torch.inference_mode(), self._guidance(pipe, kwargs):
             video = pipe(**kwargs).frames[0]
         frames = np.asarray(video, dtype=np.float32)
         if not np.isfinite(frames).all():
@@ -281,14 +290,14 @@ class DiffusersEngine:
                 vae.enable_tiling()
             if p.vae_slicing:
                 vae.enable_slicing()
+        backend = _fastest_attention() if p.attention_backend == "auto" else p.attention_backend
         for transformer in pipes.transformers:
-            if p.attention_backend:
+            if backend:
                 try:
-                    transformer.set_attention_backend(p.attention_backend)
+                    transformer.set_attention_backend(backend)
                 except (ValueError, RuntimeError, ImportError) as exc:
                     raise EngineConfigError(
-                        f"{self.label}: attention backend {p.attention_backend!r} "
-                        f"is not usable here: {exc}"
+                        f"{self.label}: attention backend {backend!r} is not usable here: {exc}"
                     ) from exc
             if p.first_block_cache > 0:
                 from diffusers import FirstBlockCacheConfig
@@ -381,6 +390,21 @@ def _dtype(name: Dtype | None, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     dtype: torch.dtype = getattr(torch, name)
     return dtype
+
+
+def _fastest_attention() -> str | None:
+    """``attention_backend: auto``: the fastest exact attention installed, else ``None``
+    (PyTorch's own scaled-dot-product attention)."""
+    import torch
+    from diffusers.utils import is_flash_attn_3_available, is_flash_attn_available
+
+    if not torch.cuda.is_available():
+        return None
+    if is_flash_attn_3_available() and torch.cuda.get_device_capability() >= (9, 0):
+        return "_flash_3"  # FlashAttention 3: Hopper and newer
+    if is_flash_attn_available():
+        return "flash"
+    return None
 
 
 def _free_memory() -> None:

@@ -85,6 +85,8 @@ class DiffusersParams:
     i2v_model_dir: Path | None = None
     guidance_2: float | None = None
     flow_shift: float | None = None
+    #: Both guidance passes in one transformer call per step (more memory, same output).
+    batch_guidance: bool = False
     # --- LTX-Video only -----------------------------------------------------------------
     decode_timestep: float | None = None
     decode_noise_scale: float | None = None
@@ -211,6 +213,7 @@ def parse_params(
         i2v_model_dir=r.path("i2v_model_dir"),
         guidance_2=r.number("guidance_2", 0.0, 30.0),
         flow_shift=r.number("flow_shift", 0.0, 100.0),
+        batch_guidance=r.flag("batch_guidance", False),
         decode_timestep=r.number("decode_timestep", 0.0, 1.0),
         decode_noise_scale=r.number("decode_noise_scale", 0.0, 1.0),
     )

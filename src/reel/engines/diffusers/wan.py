@@ -14,19 +14,22 @@ Three ways to configure a Wan model (see docs/models.md):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from reel.engines.base import Capabilities, EngineConfigError
 from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, distinct
 from reel.engines.diffusers.geometry import Geometry, ModelInfo
+from reel.engines.diffusers.guidance import batched_guidance
 from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, Dtype, ModelDefaults
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["WanEngine"]
+__all__ = ["WanEngine", "wan_batched_guidance"]
 
 _T2V: Final = "WanPipeline"
 _I2V: Final = "WanImageToVideoPipeline"
@@ -48,7 +51,9 @@ def _is_ti2v(index: ModelIndex) -> bool:
 class WanEngine(DiffusersEngine):
     name = "wan"
     label = "wan engine"
-    extra_keys: ClassVar[frozenset[str]] = frozenset({"i2v_model_dir", "guidance_2", "flow_shift"})
+    extra_keys: ClassVar[frozenset[str]] = frozenset(
+        {"i2v_model_dir", "guidance_2", "flow_shift", "batch_guidance"}
+    )
     #: The Wan VAE is meant to run in float32 (diffusers' Wan docs).
     vae_dtype_default: ClassVar[Dtype | None] = "float32"
 
@@ -74,6 +79,11 @@ class WanEngine(DiffusersEngine):
                         f"{cls.label}: params.guidance_2 is for two-expert models (Wan 2.2 "
                         f"A14B); {index.path} has a single transformer"
                     )
+        if p.batch_guidance and p.first_block_cache > 0:
+            raise EngineConfigError(
+                f"{cls.label}: params.batch_guidance cannot be combined with "
+                "params.first_block_cache (the cache keeps each guidance pass apart)"
+            )
         caps = Capabilities(
             text_to_video=main.class_name == _T2V,
             image_to_video=main.class_name == _I2V or _is_ti2v(main) or extra is not None,
@@ -152,6 +162,40 @@ class WanEngine(DiffusersEngine):
     def _extra_call_kwargs(self, geometry: Geometry) -> dict[str, object]:  # noqa: ARG002
         g2 = self._params.guidance_2
         return {} if g2 is None else {"guidance_scale_2": g2}
+
+    def _guidance(self, pipe: Any, kwargs: dict[str, object]) -> AbstractContextManager[None]:
+        if not self._params.batch_guidance:
+            return nullcontext()
+        return wan_batched_guidance(pipe, kwargs)
+
+
+@contextmanager
+def wan_batched_guidance(pipe: Any, kwargs: dict[str, object]) -> Iterator[None]:
+    """Run a Wan pipeline call given by ``kwargs`` with one transformer call per step.
+
+    The prompts are encoded here, as the pipeline would, and passed as embeddings in the
+    transformer's dtype, so :func:`batched_guidance` can pair the two guidance passes.
+    """
+    guidance = kwargs.get("guidance_scale", 5.0)
+    guidance_2 = kwargs.get("guidance_scale_2")
+    scales = [g for g in (guidance, guidance_2) if isinstance(g, int | float)]
+    if not any(g > 1.0 for g in scales) or kwargs.get("prompt_embeds") is not None:
+        yield  # no guidance pass to pair (or embeddings the caller made)
+        return
+    cond, uncond = pipe.encode_prompt(
+        prompt=kwargs.pop("prompt"),
+        negative_prompt=kwargs.pop("negative_prompt", None),
+        do_classifier_free_guidance=True,
+        num_videos_per_prompt=1,
+        max_sequence_length=kwargs.get("max_sequence_length", 512),
+        device=pipe._execution_device,
+    )
+    dtype = pipe.transformer.dtype
+    cond, uncond = cond.to(dtype), uncond.to(dtype)
+    kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"] = cond, uncond
+    transformers = distinct(pipe.transformer, getattr(pipe, "transformer_2", None))
+    with batched_guidance(transformers, cond=cond, uncond=uncond):
+        yield
 
 
 def _geometry_of(index: ModelIndex) -> tuple[int, int]:
