@@ -90,11 +90,39 @@ async def json_body(request: Request, services: ServicesDep) -> dict[str, object
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidParameter("request body must be valid JSON", param="body") from exc
     if not isinstance(data, dict):
         raise InvalidParameter("request body must be a JSON object", param="body")
+    for name, value in data.items():
+        _check_json_value(value, param=name if "\x00" not in name else "body")
     return data
+
+
+#: How deeply arrays and objects may nest inside a request body (the contract needs 2).
+MAX_JSON_DEPTH = 16
+
+
+def _check_json_value(value: object, *, param: str) -> None:
+    """Refuse what no field accepts and databases cannot store: deep nesting (later code
+    recurses over bodies) and NUL characters (PostgreSQL text cannot hold them). Iterative,
+    so a hostile body cannot exhaust the stack here either."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidParameter(f"{param} must not contain NUL characters", param=param)
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidParameter(
+                    f"{param} is nested more than {MAX_JSON_DEPTH} levels deep", param=param
+                )
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for child_key, child in children:
+                if isinstance(child_key, str) and "\x00" in child_key:
+                    raise InvalidParameter(f"{param} must not contain NUL characters", param=param)
+                pending.append((child, depth + 1))
 
 
 JsonBody = Annotated[dict[str, object], Depends(json_body)]

@@ -225,6 +225,8 @@ def _copy_start_image(services: Services, task_id: str, source_key: str) -> str:
 
 def get(session: Session, key: ApiKey, task_id: str) -> Task:
     """The key's task; another key's task is indistinguishable from a missing one."""
+    if "\x00" in task_id:  # no id holds one, and PostgreSQL refuses it in a query
+        raise TaskNotFound()
     task = session.get(Task, task_id)
     if task is None or task.key_id != key.id or task.deleted_at is not None:
         raise TaskNotFound()
@@ -264,7 +266,7 @@ def list_for_key(
         query = query.where(Task.surface == surface)
     ascending = order == "asc"
     if after:
-        anchor = session.get(Task, after)
+        anchor = None if "\x00" in after else session.get(Task, after)
         if anchor is None or anchor.key_id != key.id:
             raise TaskNotFound("Unknown cursor")
         if ascending:

@@ -114,6 +114,8 @@ def parse_prompt(value: object, *, max_prompt: int) -> str:
         raise PromptRequired("Missing required parameter: 'prompt'", param="prompt")
     if not isinstance(value, str):
         raise InvalidParameter("'prompt' must be a string", param="prompt")
+    if "\x00" in value:
+        raise InvalidParameter("'prompt' must not contain NUL characters", param="prompt")
     if len(value) > max_prompt:
         raise InvalidParameter(f"'prompt' must be at most {max_prompt} characters", param="prompt")
     return value.strip()
@@ -153,6 +155,10 @@ def parse_create(
     ``input_reference`` is an uploaded file (``image_data``), an image URL string, or an
     object ``{"image_url": URL}`` (multipart spells it ``input_reference[image_url]``).
     """
+    for name, value in fields.items():  # form fields skip the JSON body's checks
+        if isinstance(value, str) and "\x00" in value:
+            param = name if "\x00" not in name else "body"
+            raise InvalidParameter(f"'{param}' must not contain NUL characters", param=param)
     prompt = parse_prompt(fields.get("prompt"), max_prompt=max_prompt)
     model = fields.get("model") or pricing.OPENAI_DEFAULT_MODEL
     if not isinstance(model, str):

@@ -222,6 +222,8 @@ def parse_generate(body: dict[str, object], *, max_prompt: int, max_images: int)
         raise PromptRequired()
     if not isinstance(prompt, str):
         raise InvalidParameter("prompt must be a string", param="prompt")
+    if "\x00" in prompt:
+        raise InvalidParameter("prompt must not contain NUL characters", param="prompt")
     if len(prompt) > max_prompt:
         raise InvalidParameter(f"prompt must be at most {max_prompt} characters", param="prompt")
 
@@ -276,7 +278,7 @@ def parse_task_id(body: dict[str, object]) -> str:
     task_id = body.get("taskId")
     if task_id is None or (isinstance(task_id, str) and not task_id.strip()):
         raise TaskIdRequired()
-    if not isinstance(task_id, str) or len(task_id) > 100:
+    if not isinstance(task_id, str) or len(task_id) > 100 or "\x00" in task_id:
         raise InvalidParameter("taskId must be a task id string", param="taskId")
     return task_id.strip()
 
