@@ -329,25 +329,34 @@ def _caption_sprite(prompt: str, width: int, height: int, *, image: bool) -> _Pl
 
 
 def _wrap(text: str, font: _Font, max_width: float, *, max_lines: int) -> list[str]:
-    """Greedy word wrap; over-long words are split; overflow ends in an ellipsis."""
+    """Greedy word wrap; over-long words are split; overflow ends in an ellipsis.
+
+    Linear in the text shown: layout stops one line past ``max_lines``, and every string
+    measured is at most about one line long, so a prompt of any length (one 4,000-character
+    word included) lays out in milliseconds.
+    """
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         line = ""
         for word in paragraph.split():
+            if len(lines) > max_lines:
+                break
             candidate = f"{line} {word}" if line else word
-            if _text_width(candidate, font) <= max_width:
+            if _text_width(candidate, font) <= max_width:  # once per word: linear
                 line = candidate
                 continue
             if line:
                 lines.append(line)
-            while _text_width(word, font) > max_width and len(word) > 1:
-                cut = len(word) - 1
-                while cut > 1 and _text_width(word[:cut], font) > max_width:
-                    cut -= 1
-                lines.append(word[:cut])
-                word = word[cut:]
+            while len(word) > 1 and len(lines) <= max_lines:
+                cut = _fits(word, font, max_width)
+                if cut >= len(word):
+                    break
+                lines.append(word[: max(1, cut)])
+                word = word[max(1, cut) :]
             line = word
         lines.append(line)
+        if len(lines) > max_lines:
+            break
     lines = [line for line in lines if line] or [""]
     if len(lines) > max_lines:
         last = lines[max_lines - 1]
@@ -355,6 +364,25 @@ def _wrap(text: str, font: _Font, max_width: float, *, max_lines: int) -> list[s
             last = last[:-1]
         lines = [*lines[: max_lines - 1], last.rstrip() + "…"]
     return lines
+
+
+def _fits(text: str, font: _Font, max_width: float) -> int:
+    """How many leading characters of ``text`` fit in ``max_width`` (``len(text)`` if all do).
+
+    Estimated from per-character advances, then corrected by exact measurement of a prefix
+    about one line long: the cost grows with the width, not with the length of ``text``.
+    """
+    total, n = 0.0, 0
+    while n < len(text):
+        total += _text_width(text[n], font)
+        if total > max_width:
+            break
+        n += 1
+    while n > 0 and _text_width(text[:n], font) > max_width:
+        n -= 1  # kerning made the prefix wider than the sum of its characters
+    while n < len(text) and _text_width(text[: n + 1], font) <= max_width:
+        n += 1
+    return n
 
 
 # Pillow's bundled font has no dashes beyond "-", so "—" is drawn as a rule.
