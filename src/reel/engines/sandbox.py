@@ -2,7 +2,9 @@
 
 It lets the whole service run end to end anywhere: every frame carries the label
 "SANDBOX — not a real model". Text-to-video draws a drifting colour field with a bouncing
-disc; image-to-video starts on the image and slowly pans and zooms over it (Ken Burns).
+disc; image-to-video starts on the image and slowly pans and zooms over it (Ken Burns). The
+soundtrack is synthesized too (:mod:`reel.engines.sandbox_sound`): a tone bed chosen by the
+prompt with a lead tone and blips that follow the disc (or the pan).
 
 Everything costly (colour field, text, the enlarged image) is prepared once per request;
 each frame is then a numpy slice or one Pillow resize plus a few small alpha blends.
@@ -31,6 +33,7 @@ from reel.engines.base import (
     GenerationRequest,
     ProgressSink,
 )
+from reel.engines.sandbox_sound import SOUND_RATE, soundtrack
 from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
 from reel.types import Stage
 
@@ -87,11 +90,16 @@ class SandboxEngine:
         label = _label_sprite(width, height)
         caption = _caption_sprite(req.prompt, width, height, image=req.image_path is not None)
         fade_frames = max(1, fps // 2)
+        motion = np.array([scene.motion(i) for i in range(total)], dtype=np.float64)
+        sound = soundtrack(req.prompt, motion, fps)
 
         pacer = _Pacer(self._settings.sandbox_delay, self._sleep)
         every = max(1, total // 100)
         try:
-            with VideoWriter(req.output_path, width=width, height=height, fps=fps) as writer:
+            with VideoWriter(
+                req.output_path, width=width, height=height, fps=fps, audio_rate=SOUND_RATE
+            ) as writer:
+                writer.write_audio(sound)  # drained in step with the frames
                 for i in range(total):
                     if i == fail_at:
                         raise EngineError("Sandbox engine: simulated generation failure")
@@ -166,6 +174,10 @@ class _Scene(Protocol):
         """A fresh, writable ``height x width x 3`` uint8 frame."""
         ...
 
+    def motion(self, index: int) -> tuple[float, float]:
+        """Where the moving thing is at frame ``index``: ``(x, y)``, each 0..1; for the sound."""
+        ...
+
 
 class _ColourField:
     """A periodic colour field drifting diagonally, with a disc bouncing over it."""
@@ -194,12 +206,16 @@ class _ColourField:
         dx = round(index * self._velocity[0]) % self._period
         dy = round(index * self._velocity[1]) % self._period
         frame = self._canvas[dy : dy + self._height, dx : dx + self._width].copy()
-        t = index / self._fps
         size = self._disc.width
-        x = (self._width - size) * (0.5 + 0.5 * math.sin(2 * math.pi * t / 3.1 + self._phase))
-        y = (self._height - size) * (0.5 + 0.5 * math.sin(2 * math.pi * t / 4.3 + 1.0))
-        self._disc.blend(frame, round(x), round(y))
+        x, y = self.motion(index)
+        self._disc.blend(frame, round((self._width - size) * x), round((self._height - size) * y))
         return frame
+
+    def motion(self, index: int) -> tuple[float, float]:
+        t = index / self._fps
+        x = 0.5 + 0.5 * math.sin(2 * math.pi * t / 3.1 + self._phase)
+        y = 0.5 + 0.5 * math.sin(2 * math.pi * t / 4.3 + 1.0)
+        return x, y
 
 
 class _KenBurns:
@@ -222,9 +238,16 @@ class _KenBurns:
         self._last = max(1, total - 1)
         self._towards = (rng.uniform(-1, 1), rng.uniform(-1, 1))
 
-    def frame(self, index: int) -> RGBFrame:
+    def motion(self, index: int) -> tuple[float, float]:
+        ease = self._ease(index)
+        return 0.5 + 0.5 * self._towards[0] * ease, 0.5 + 0.5 * self._towards[1] * ease
+
+    def _ease(self, index: int) -> float:
         p = index / self._last
-        ease = p * p * (3 - 2 * p)
+        return p * p * (3 - 2 * p)
+
+    def frame(self, index: int) -> RGBFrame:
+        ease = self._ease(index)
         zoom = 1 + (_KEN_BURNS_ZOOM - 1) * ease
         big_w, big_h = self._big.size
         crop_w, crop_h = big_w / zoom, big_h / zoom
