@@ -34,15 +34,21 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import numpy as np
 
-from reel.media.video import encode_frames
+from reel.media.video import Audio, encode_frames
 
 
-def tiny_mp4(tmp: Path, *, frames: int = 8, fps: int = 8) -> bytes:
-    """A real, playable H.264 MP4 of ``frames`` 64x48 frames."""
+def tiny_mp4(tmp: Path, *, frames: int = 8, fps: int = 8, sound: bool = True) -> bytes:
+    """A real, playable H.264 MP4 of ``frames`` 64x48 frames, with a 440 Hz tone unless
+    ``sound`` is false (as a model that makes sound would deliver)."""
     rng = np.random.default_rng(7)
-    path = tmp / "fake-result.mp4"
+    path = tmp / f"fake-result-{sound}.mp4"
+    t = np.arange(round(frames / fps * 16_000)) / 16_000
+    tone = Audio(np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32), 16_000)
     encode_frames(
-        (rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(frames)), path, fps=fps
+        (rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(frames)),
+        path,
+        fps=fps,
+        audio=tone if sound else None,
     )
     return path.read_bytes()
 

@@ -230,6 +230,8 @@ class JobRun:
         except VideoError as exc:
             log.warning("%s: %s", self._tag, exc)
             raise EngineError(BAD_VIDEO) from None
+        if up.spec.sound and not info.has_audio:
+            log.warning("%s: asked for sound, but the video has no audio track", self._tag)
         timing["download"] = task.clock() - fetch_started
         timing["total"] = time.time() - self.since
         task.note(up, job.server, "completed", request_id=job.id)
@@ -244,6 +246,7 @@ class JobRun:
             "seconds": {k: round(v, 3) for k, v in timing.items()},
             "metrics": dict(poll.metrics),
             "bytes": size,
+            "audio": info.has_audio,
             "attempts": task.trail,
         }
         cost = self._cost(poll, timing, info.duration_s)

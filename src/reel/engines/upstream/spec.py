@@ -35,6 +35,12 @@ DEFAULT_INPUT: Final[Mapping[str, Mapping[str, object]]] = {
     "openai_videos": {"prompt": "{prompt}", "size": "{size}", "seconds": "{seconds}"},
 }
 DEFAULT_RESULT_PATH: Final[Mapping[str, str]] = {"fal": "video.url", "replicate": "output"}
+#: The input field that asks a model for sound (vLLM-Omni's ``generate_sound``).
+DEFAULT_SOUND_FIELD: Final[Mapping[str, str]] = {
+    "fal": "generate_audio",
+    "replicate": "generate_audio",
+    "openai_videos": "generate_sound",
+}
 
 
 class Price(BaseModel):
@@ -81,6 +87,12 @@ class UpstreamSpec(BaseModel):
     #: Dotted path of the video URL in the result (``video.url``; list items by index).
     result_path: str = ""
     modes: tuple[Mode, ...] = (Mode.TEXT_TO_VIDEO, Mode.IMAGE_TO_VIDEO)
+    #: The model can make sound: ask for it (``sound_field = true`` in every request). The
+    #: result is stored as delivered, with its audio track.
+    sound: bool = False
+    #: The input field that turns sound on; default per kind (``generate_sound`` for
+    #: OpenAI-compatible servers such as vLLM-Omni, ``generate_audio`` for fal and Replicate).
+    sound_field: str = ""
     #: Frame rate behind the ``{fps}`` and ``{num_frames}`` variables.
     fps: int = Field(default=24, ge=1, le=120)
     poll_interval: float = Field(default=2.0, gt=0)
@@ -128,6 +140,9 @@ class UpstreamSpec(BaseModel):
         d.setdefault("auth_scheme", DEFAULT_AUTH_SCHEME[kind])
         d.setdefault("input", dict(DEFAULT_INPUT[kind]))
         d.setdefault("result_path", DEFAULT_RESULT_PATH.get(kind, ""))
+        d["sound_field"] = d.get("sound_field") or DEFAULT_SOUND_FIELD[kind]
+        if d.get("sound") is True and isinstance(d["input"], Mapping):
+            d["input"] = {**d["input"], d["sound_field"]: True}
         endpoint = str(d.get("endpoint") or "")
         d.setdefault("image_endpoint", endpoint)
         d.setdefault("name", f"{kind}:{endpoint or base}")
