@@ -1,4 +1,5 @@
-"""The models file: named models (engine + params + concurrency) and the tier → model map."""
+"""The models file: named models (engine + params + concurrency), the tier → model map, and
+which models users may ask for by name (and at what price)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,30 @@ class ModelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Offer:
+    """A model users may ask for by name on ``/v1/videos`` (``public = true``)."""
+
+    #: Credits per ``/v1`` duration (4, 8, 12 s); ``None``: the price of the costliest tier
+    #: the model serves, and at least the price of the size asked for.
+    price: Mapping[int, int] | None = None
+
+
+#: Durations a model's own ``price`` table must cover: the ``/v1/videos`` ones.
+OFFER_SECONDS = (4, 8, 12)
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     models: Mapping[str, ModelSpec]
     tiers: Mapping[Tier, str]
+    #: Models reachable by name, by name. Every other model runs only the tiers it serves.
+    offers: Mapping[str, Offer] = field(default_factory=dict)
 
     def model_for(self, tier: Tier) -> ModelSpec:
         return self.models[self.tiers[tier]]
+
+    def tiers_served_by(self, name: str) -> tuple[Tier, ...]:
+        return tuple(tier for tier, model in self.tiers.items() if model == name)
 
     @property
     def engines(self) -> frozenset[str]:
@@ -59,9 +78,14 @@ def parse_catalog(data: Mapping[str, object], source: str = "<models>") -> Catal
     if not isinstance(raw_models, dict) or not raw_models:
         raise CatalogError(f"{source}: needs a [models.NAME] table")
     models: dict[str, ModelSpec] = {}
+    offers: dict[str, Offer] = {}
     for name, entry in raw_models.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("engine"), str):
             raise CatalogError(f'{source}: models.{name} needs engine = "..."')
+        offer = _offer(entry, f"{source}: models.{name}")
+        if offer is not None:
+            offers[name] = offer
+        entry = {k: v for k, v in entry.items() if k not in ("public", "price")}
         params = entry.get("params", {})
         concurrency = entry.get("concurrency", 1)
         if not isinstance(params, dict):
@@ -86,4 +110,29 @@ def parse_catalog(data: Mapping[str, object], source: str = "<models>") -> Catal
     extra = set(raw_tiers) - {t.value for t in Tier}
     if extra:
         raise CatalogError(f"{source}: [tiers] has unknown tiers {sorted(extra)}")
-    return Catalog(models, tiers)
+    return Catalog(models, tiers, offers)
+
+
+def _offer(entry: Mapping[str, object], where: str) -> Offer | None:
+    """``public`` and ``price`` of a model entry: whether users may name it, at what price."""
+    public = entry.get("public", False)
+    price = entry.get("price")
+    if not isinstance(public, bool):
+        raise CatalogError(f"{where}.public must be true or false")
+    if price is not None and not public:
+        raise CatalogError(f"{where}.price is only for a public model (public = true)")
+    if not public:
+        return None
+    if price is None:
+        return Offer()
+    expected = {str(s) for s in OFFER_SECONDS}
+    if (
+        not isinstance(price, dict)
+        or set(price) != expected
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in price.values())
+    ):
+        raise CatalogError(
+            f"{where}.price must give positive whole credits for each of 4, 8 and 12 seconds, "
+            "e.g. price = { 4 = 30, 8 = 60, 12 = 90 }"
+        )
+    return Offer({int(k): v for k, v in price.items()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from reel.types import Aspect, Tier
@@ -71,7 +71,8 @@ OPENAI_TIERS: Final[Mapping[tuple[str, str], Tier]] = {
     ("sora-2-pro", "1792x1024"): Tier.PRO_HIGH,
 }
 
-#: A models-file model asked for by name is priced by the size it makes.
+#: A public models-file model asked for by name costs at least the tier of the size it makes
+#: (and at least the costliest tier it serves; or its own ``price`` from the models file).
 OPERATOR_MODEL_TIERS: Final[Mapping[str, Tier]] = {
     "720x1280": Tier.SORA2,
     "1280x720": Tier.SORA2,
@@ -89,6 +90,11 @@ TIER_OPENAI_MODEL: Final[Mapping[Tier, str]] = {
 
 def openai_price(tier: Tier, seconds: int) -> int:
     return OPENAI_CREDITS[(tier, seconds)]
+
+
+def costliest(tiers: Iterable[Tier]) -> Tier:
+    """The tier with the highest ``/v1`` price among ``tiers`` (the same at every length)."""
+    return max(tiers, key=lambda tier: OPENAI_CREDITS[(tier, OPENAI_DEFAULT_SECONDS)])
 
 
 def parse_size(size: str) -> tuple[int, int]:

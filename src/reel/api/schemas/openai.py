@@ -133,11 +133,15 @@ def _tier_for(model: str, size: str, catalog: Catalog) -> tuple[Tier, str | None
             param="size",
             allowed=sizes,
         )
-    if model in catalog.models:
-        return pricing.OPERATOR_MODEL_TIERS[size], model
-    known = sorted({m for m, _ in pricing.OPENAI_TIERS} | set(catalog.models))
+    if model in catalog.offers:
+        # Never below what the model's own tiers sell it for, nor below the size's tier.
+        served = catalog.tiers_served_by(model)
+        return pricing.costliest([pricing.OPERATOR_MODEL_TIERS[size], *served]), model
+    # Only the public names: the operator's other model names stay private.
+    known = sorted(set(pricing.TIER_OPENAI_MODEL.values()))
     raise InvalidParameter(
-        f"Invalid value for 'model': expected one of {', '.join(known)}",
+        f"Invalid value for 'model': expected {' or '.join(known)}, "
+        "or a model this server offers by name",
         param="model",
         allowed=known,
     )
@@ -194,13 +198,20 @@ def parse_create(
         duration_s=seconds,
         image_urls=(image_url,) if image_url else (),
         surface="openai",
-        credits=pricing.openai_price(tier, seconds),
+        credits=_price(catalog, model_override, tier, seconds),
         extra={"openaiModel": model, "size": size},
         model=model_override,
         size=(width, height),
         image_data=image_data,
         image_param="input_reference",
     )
+
+
+def _price(catalog: Catalog, model: str | None, tier: Tier, seconds: int) -> int:
+    offer = catalog.offers.get(model) if model is not None else None
+    if offer is not None and offer.price is not None:
+        return offer.price[seconds]
+    return pricing.openai_price(tier, seconds)
 
 
 def _image_url(fields: dict[str, object]) -> str | None:

@@ -14,7 +14,6 @@ from reel.db.models import Task
 from reel.service import retention
 from reel.service.context import Services
 from reel.service.errors import (
-    ContentPolicyViolation,
     ImageRequired,
     ImageUrlsRequired,
     InvalidParameter,
@@ -301,12 +300,6 @@ def _retry_of(task: Task) -> str | None:
     return origin if isinstance(origin, str) else None
 
 
-def _failure_code(task: Task) -> str:
-    """A refused video keeps its policy code; every other failure is GENERATION_FAILED."""
-    refused = task.error_code == ContentPolicyViolation.code
-    return ContentPolicyViolation.code if refused else "GENERATION_FAILED"
-
-
 def present(
     task: Task,
     *,
@@ -356,7 +349,7 @@ def present(
             success=False,
             status="failed",
             error=task.error_message or "Video generation failed",
-            errorCode="TASK_CANCELED" if canceled else _failure_code(task),
+            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
             canceled=canceled,
             creditsRefunded=task.credits,
             creditsUsed=0,
