@@ -55,14 +55,18 @@ def current_key(request: Request, services: ServicesDep) -> ApiKey:
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
+def count_request(limiter: RateLimiter, bucket: Bucket, key_id: str) -> dict[str, str]:
+    """Count one request of the key against ``bucket``; the RateLimit headers to answer with."""
+    return limiter.hit(bucket, key_id).headers()
+
+
 def _limit(bucket: Bucket):
     # Authenticates and counts in one dependency: one thread-pool hop for both.
     def dependency(
         request: Request, services: ServicesDep, limiter: LimiterDep, response: Response
     ) -> ApiKey:
         key = current_key(request, services)
-        quota = limiter.hit(bucket, key.id)
-        response.headers.update(quota.headers())
+        response.headers.update(count_request(limiter, bucket, key.id))
         return key
 
     return dependency

@@ -70,19 +70,29 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def lookup(presented: str | None) -> tuple[str, str] | None:
+    """(lookup prefix, hash) of a presented key; ``None`` when it cannot be one of ours."""
+    if not presented:
+        return None
+    prefix = _lookup_prefix(presented)
+    digest = _hash(presented)
+    if prefix is None:
+        hmac.compare_digest(digest, digest)  # same work on the refusal path
+        return None
+    return prefix, digest
+
+
 def authenticate(session: Session, presented: str | None) -> ApiKey:
     """The live key matching ``presented``, or :class:`LoginRequired`."""
     if not presented:
         raise LoginRequired()
-    prefix = _lookup_prefix(presented)
-    digest = _hash(presented)
     found: ApiKey | None = None
-    if prefix is not None:
+    looked_up = lookup(presented)
+    if looked_up is not None:
+        prefix, digest = looked_up
         for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
             if hmac.compare_digest(row.key_hash, digest):
                 found = row
-    else:
-        hmac.compare_digest(digest, digest)  # same work on the refusal path
     if found is None or found.revoked_at is not None:
         raise LoginRequired("Invalid or revoked API key")
     return found

@@ -8,7 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from reel.api import idempotency
-from reel.api.deps import CreateKey, JsonBody, LimiterDep, ServicesDep, StatusKey
+from reel.api.deps import (
+    CreateKey,
+    JsonBody,
+    LimiterDep,
+    ServicesDep,
+    StatusKey,
+    bearer_token,
+    count_request,
+    json_body,
+)
 from reel.api.schemas.seed import (
     AccountResponse,
     CheckStatusRequest,
@@ -24,7 +33,14 @@ from reel.api.schemas.seed import (
     parse_task_id,
     present,
 )
-from reel.service import pricing, tasks, usage, webhooks
+from reel.service import pricing, status, tasks, usage, webhooks
+from reel.service.errors import (
+    InvalidParameter,
+    LoginRequired,
+    ReelError,
+    TaskIdRequired,
+    TaskNotFound,
+)
 from reel.service.ratelimit import Bucket
 from reel.types import Aspect, Mode, TaskStatus, Tier
 
@@ -90,14 +106,31 @@ def generate(
     openapi_extra=_body_doc(CheckStatusRequest),
     summary="Check task status",
 )
-def check_status(
-    key: StatusKey, body: JsonBody, services: ServicesDep, request: Request
-) -> StatusResponse:
-    task_id = parse_task_id(body)
-    with services.db.read() as session:
-        task = tasks.get(session, key, task_id)
-        position = tasks.queue_position(session, task)
-    return present(task, services=services, request=request, queue_position=position)
+async def check_status(request: Request, services: ServicesDep, limiter: LimiterDep) -> Response:
+    # The polling hot path: no thread-pool hop (one short indexed read runs on the event loop),
+    # one statement for key + task + queue place, the response serialised once. Errors keep the
+    # order of the other routes: 401, then 429, then 400, then 404.
+    token = bearer_token(request)
+    if token is None:
+        raise LoginRequired()
+    task_id: str | None = None
+    invalid: ReelError | None = None
+    try:
+        task_id = parse_task_id(await json_body(request, services))
+    except (InvalidParameter, TaskIdRequired) as exc:
+        invalid = exc
+    found = status.poll(services.db, token, task_id)
+    headers = count_request(limiter, Bucket.STATUS, found.key_id)
+    if invalid is not None:
+        raise invalid
+    if found.task is None:
+        raise TaskNotFound()
+    body = present(
+        found.task, services=services, request=request, queue_position=found.queue_position
+    )
+    return Response(
+        body.model_dump_json(exclude_none=True), media_type="application/json", headers=headers
+    )
 
 
 @router.post(
