@@ -62,3 +62,26 @@ def test_metrics_token_guards_the_endpoint(services: Services) -> None:
         assert c.get("/metrics").status_code == 401
         assert c.get("/metrics", headers=auth("wrong")).status_code == 401
         assert scrape(c, Authorization="Bearer s3cret")
+
+
+def test_database_gauges_are_served_from_the_last_reading_and_refreshed_behind(
+    client: TestClient, services: Services
+) -> None:
+    import time
+
+    from reel.api.metrics import DatabaseCollector
+
+    def queued(collector: DatabaseCollector) -> float:
+        family = next(m for m in collector.collect() if m.name == "reel_tasks")
+        return next(s.value for s in family.samples if s.labels["status"] == "queued")
+
+    key = make_key(services, credits=100).key
+    fresh, cached = DatabaseCollector(services, ttl=0.0), DatabaseCollector(services, ttl=3600)
+    assert queued(fresh) == queued(cached) == 0  # the first scrape reads the database
+    assert client.post("/api/sora-2/generate", json=T2V, headers=auth(key)).status_code == 200
+    assert queued(cached) == 0  # within its ttl: the last reading, no database work
+    assert queued(fresh) == 0  # stale: answered at once, a reading starts behind it
+    deadline = time.monotonic() + 10
+    while queued(fresh) != 1:
+        assert time.monotonic() < deadline, "the background reading never landed"
+        time.sleep(0.02)

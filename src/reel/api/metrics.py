@@ -1,10 +1,13 @@
 """Prometheus metrics: request counters of this process, and task/queue/worker gauges read from
-the database at scrape time (so every API process reports the same cluster-wide numbers)."""
+the database (so every API process reports the same cluster-wide numbers)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -15,14 +18,57 @@ from reel.service import fleet, stats
 from reel.service.clock import now
 from reel.service.context import Services
 
+log = logging.getLogger("reel.api")
+
+
+#: Database-derived gauges are read again once older than this (seconds).
+DATABASE_METRICS_TTL: Final = 10.0
+
 
 class DatabaseCollector(Collector):
-    """Computed per scrape from the task table and the workers' heartbeat rows."""
+    """Task, queue and worker gauges from the database, read in the background.
 
-    def __init__(self, services: Services) -> None:
+    Counting the task table costs time in proportion to its size, so a scrape never waits for
+    it: the first scrape reads the database; later ones answer at once with the last reading and,
+    once it is older than ``ttl``, start a fresh reading on a background thread for the next
+    scrape. The numbers are thus at most one scrape interval (plus one reading) old.
+    """
+
+    def __init__(self, services: Services, *, ttl: float = DATABASE_METRICS_TTL) -> None:
         self._services = services
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._reading: tuple[float, list[Metric]] | None = None
+        self._refreshing = False
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            reading = self._reading
+            stale = reading is not None and time.monotonic() - reading[0] > self._ttl
+            refresh = stale and not self._refreshing
+            self._refreshing = self._refreshing or refresh
+        if reading is None:
+            reading = self._read()
+        elif refresh:
+            threading.Thread(target=self._refresh, name="reel-metrics", daemon=True).start()
+        yield from reading[1]
+
+    def _refresh(self) -> None:
+        try:
+            self._read()
+        except Exception:  # keep the last reading; the next stale scrape tries again
+            log.warning("metrics: could not read the database", exc_info=True)
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def _read(self) -> tuple[float, list[Metric]]:
+        reading = (time.monotonic(), list(self._metrics()))
+        with self._lock:
+            self._reading = reading
+        return reading
+
+    def _metrics(self) -> Iterator[Metric]:
         services = self._services
         stale = fleet.stale_after(services.settings)
         t = now()
