@@ -75,6 +75,45 @@ class Settings(BaseSettings):
     # --- media ------------------------------------------------------------------------
     media_url_ttl: int = Field(default=24 * 3600, ge=60)
 
+    # --- provenance: C2PA manifests and a visible mark (docs/provenance.md) ---------------
+    #: C2PA signing certificate chain, PEM, leaf first (a file path or the PEM text). With
+    #: ``c2pa_key``, every delivered video carries a signed manifest; unset: none.
+    c2pa_cert: str | None = None
+    #: The leaf certificate's private key, PEM (a file path or the PEM text).
+    c2pa_key: SecretStr | None = None
+    #: RFC 3161 timestamp authority for signatures (keeps them valid after the cert expires).
+    c2pa_tsa_url: str | None = None
+    #: A visible mark on every video: text, or a PNG file. Off when both are unset; a model
+    #: can override these in the models file (``mark = {...}`` or ``mark = false``).
+    mark_text: str | None = None
+    mark_image: Path | None = None
+    mark_position: Literal["top-left", "top-right", "bottom-left", "bottom-right", "center"] = (
+        "bottom-right"
+    )
+    #: The mark's height as a fraction of the frame's shorter side.
+    mark_size: float = Field(default=0.06, gt=0, le=1)
+    mark_opacity: float = Field(default=0.7, ge=0, le=1)
+
+    # --- moderation (off unless a blocklist or an endpoint is set) -----------------------
+    #: Text file of blocked words and phrases, one a line (``#`` comments); matched on whole
+    #: words, case-insensitively, whitespace-normalized.
+    moderation_blocklist: Path | None = None
+    #: An endpoint speaking OpenAI's ``POST /v1/moderations``, asked about every prompt.
+    moderation_url: str | None = None
+    #: The same shape, asked about frames sampled from each finished video.
+    moderation_output_url: str | None = None
+    moderation_api_key: SecretStr | None = None
+    #: ``model`` sent to the endpoint (e.g. ``omni-moderation-latest``); omitted when unset.
+    moderation_model: str | None = None
+    moderation_timeout: float = Field(default=5.0, gt=0)
+    #: When the endpoint is down or answers nonsense: ``refuse`` the request, or ``allow`` it.
+    moderation_when_down: Literal["refuse", "allow"] = "refuse"
+    #: Hosts of the moderation endpoints allowed on private addresses and any port (an
+    #: operator's own guard model); public HTTPS endpoints need no entry.
+    moderation_allow_hosts: CommaList = ()
+    #: Frames sampled from each finished video for ``moderation_output_url``.
+    moderation_frames: int = Field(default=4, ge=1, le=32)
+
     # --- upstream engines (fal.ai, Replicate, OpenAI-compatible /v1/videos) ---------------
     #: Test-only: hosts (any port) allowed as upstream result URLs despite non-public addresses.
     upstream_fetch_allow_hosts: CommaList = ()
@@ -150,6 +189,7 @@ class Settings(BaseSettings):
         "image_fetch_allow_hosts",
         "webhook_allow_hosts",
         "upstream_fetch_allow_hosts",
+        "moderation_allow_hosts",
         mode="before",
     )
     @classmethod

@@ -40,6 +40,7 @@ STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.IdempotencyInProgress: 409,
     e.VideoNotReady: 400,
     e.MediaExpired: 410,
+    e.ContentPolicyViolation: 400,
 }
 
 # --- the OpenAI-compatible surface (/v1/...) ----------------------------------------------------
@@ -61,6 +62,7 @@ OPENAI_ERRORS: Final[Mapping[type[e.ReelError], tuple[str, str]]] = {
     e.PromptRequired: ("invalid_request_error", "missing_required_parameter"),
     e.ImageFetchFailed: ("invalid_request_error", "invalid_image_url"),
     e.MediaExpired: ("invalid_request_error", "video_expired"),
+    e.ContentPolicyViolation: ("invalid_request_error", "moderation_blocked"),
 }
 
 #: Errors the OpenAI SDK must not retry although their status says it may.
@@ -72,6 +74,14 @@ def _lookup(table: Mapping[type[e.ReelError], T], exc: e.ReelError) -> T | None:
         if cls in table:
             return table[cls]  # type: ignore[index]
     return None
+
+
+def openai_code(error_code: str) -> str:
+    """The /v1 ``error.code`` of a failed task whose seed ``errorCode`` is ``error_code``."""
+    for cls, (_, code) in OPENAI_ERRORS.items():
+        if cls.code == error_code:
+            return code
+    return error_code.lower()
 
 
 def status_for(exc: e.ReelError, *, surface: str = "seed") -> int:

@@ -6,7 +6,7 @@ import typer
 from pydantic import ValidationError
 
 from reel import __version__
-from reel.cli import admin, generate, observe, serve, webhooks
+from reel.cli import admin, generate, observe, serve, verify, webhooks
 
 app = typer.Typer(
     name="reel",
@@ -25,6 +25,7 @@ app.add_typer(admin.credits_app, name="credits")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
 app.command("generate")(generate.generate)
 app.command("status")(generate.status)
+app.command("verify")(verify.verify)
 
 
 @app.command("version")

@@ -22,6 +22,9 @@ class ModelSpec:
     engine: str
     params: Mapping[str, object] = field(default_factory=dict)
     concurrency: int = 1
+    #: The visible mark for this model's videos: a table overriding the ``REEL_MARK_*``
+    #: settings, ``False`` for none, ``None`` to follow the settings.
+    mark: Mapping[str, object] | bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +95,13 @@ def parse_catalog(data: Mapping[str, object], source: str = "<models>") -> Catal
             raise CatalogError(f"{source}: models.{name}.params must be a table")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise CatalogError(f"{source}: models.{name}.concurrency must be a positive integer")
-        unknown = set(entry) - {"engine", "params", "concurrency"}
+        unknown = set(entry) - {"engine", "params", "concurrency", "mark"}
         if unknown:
             raise CatalogError(f"{source}: models.{name} has unknown keys {sorted(unknown)}")
-        models[name] = ModelSpec(name, entry["engine"], params, concurrency)
+        mark = entry.get("mark")
+        if mark is True or not isinstance(mark, dict | bool | None):
+            raise CatalogError(f"{source}: models.{name}.mark must be a table or false")
+        models[name] = ModelSpec(name, entry["engine"], params, concurrency, mark)
     raw_tiers = data.get("tiers")
     if not isinstance(raw_tiers, dict):
         raise CatalogError(f"{source}: needs a [tiers] table mapping every tier to a model")

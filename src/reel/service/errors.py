@@ -167,3 +167,16 @@ class MediaExpired(ReelError):
     """The video's files were removed after its retention period"""
 
     code = "MEDIA_EXPIRED"
+
+
+# --- moderation -------------------------------------------------------------------------------
+
+
+class ContentPolicyViolation(ReelError):
+    """This request was refused by the content policy"""
+
+    code = "CONTENT_POLICY_VIOLATION"
+
+
+class ModerationUnavailable(ServiceBusy):
+    """The content check is unavailable; retry shortly"""

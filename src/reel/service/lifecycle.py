@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from reel.db.models import Task
 from reel.service import ledger, webhooks
 from reel.service.clock import now
+from reel.service.moderation import MODERATION
 from reel.types import Stage, TaskStatus
 
 #: A running task handed back to the queue: no holder, no lease, progress reset.
@@ -99,9 +100,13 @@ ENGINE_STATE = "engine_state"
 UPSTREAM_CALLBACK = "upstream_callback_at"
 
 
+#: Key in ``Task.extra``: the C2PA manifest a worker signed the video with (operator-only).
+PROVENANCE = "provenance"
+
+
 #: Keys of ``Task.extra`` that workers write about one run (operator-only facts and resumable
 #: state). They describe how a task ran, not what was asked, so new tasks never copy them.
-RUN_EXTRA_KEYS = frozenset({ENGINE_STATE, "upstream", UPSTREAM_CALLBACK})
+RUN_EXTRA_KEYS = frozenset({ENGINE_STATE, "upstream", UPSTREAM_CALLBACK, MODERATION, PROVENANCE})
 
 
 def request_extra(task: Task, *, drop: frozenset[str] = frozenset()) -> dict[str, object]:
@@ -120,6 +125,15 @@ def save_engine_state(session: Session, lease: Lease, state: Mapping[str, object
     if task is None:
         return False
     extra = {**(task.extra or {}), ENGINE_STATE: dict(state)}
+    return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
+
+
+def note(session: Session, lease: Lease, key: str, value: Mapping[str, object]) -> bool:
+    """Merge ``{key: value}`` into the running task's hidden ``extra``. False: lease lost."""
+    task = session.get(Task, lease.task_id, populate_existing=True)
+    if task is None:
+        return False
+    extra = {**(task.extra or {}), key: dict(value)}
     return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
 
 

@@ -16,7 +16,7 @@ from reel.db.models import ApiKey, Task
 from reel.media.errors import MediaError
 from reel.media.images import decode_image, fetch_image
 from reel.queue import Dispatcher
-from reel.service import ledger, lifecycle, pricing, retention, webhooks
+from reel.service import ledger, lifecycle, moderation, pricing, retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import (
@@ -113,6 +113,10 @@ def create(
     task_id = new_task_id()
     with services.db.read() as session:
         _check_can_start(session, key.id, cost, services.settings.max_active_tasks_per_key)
+    extra = dict(cmd.extra)
+    verdict = moderation.screen_prompt(services.settings, cmd.prompt)  # may refuse
+    if verdict is not None:
+        extra[moderation.MODERATION] = {"prompt": verdict.record()}
     image_key = None
     if cmd.image_urls or cmd.image_data is not None:
         image_key = _store_start_image(services, task_id, cmd)
@@ -140,7 +144,7 @@ def create(
                 retry_key=cmd.retry_key,
                 priority=services.settings.priority_for(cmd.tier),
                 credits=cost,
-                extra=dict(cmd.extra),
+                extra=extra,
                 stage=Stage.QUEUED,
                 percent=0.0,
                 attempts=0,

@@ -34,6 +34,7 @@ from reel.storage import StorageError, naming
 from reel.storage.naming import preview_keys
 from reel.storage.signing import callback_path
 from reel.types import Mode, Stage, TaskStatus
+from reel.worker.outputs import Finisher, Withheld
 from reel.worker.preflight import check_models
 from reel.worker.progress import AbortReason, ProgressReporter
 
@@ -61,6 +62,7 @@ class Runner:
                 f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
             )
         check_models(services.catalog, self.models, self.settings)
+        self._finisher = Finisher(services, self.models)  # moderation, mark, C2PA signature
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._concurrency = {m: services.catalog.models[m].concurrency for m in self.models}
         self._engines: dict[str, Engine] = {}
@@ -170,8 +172,21 @@ class Runner:
                 reporter(Stage.GENERATING, 0.0)
                 output = engine.generate(req, reporter)
                 reporter(Stage.STORING, 99.0)
+                delivered = self._finisher.finish(
+                    task, lease, output, engine=engine.name, image_path=req.image_path
+                )
                 video_key = naming.video_key(task.id, lease.attempt)
-                self._store(output.path, video_key)
+                self._store(delivered.path, video_key)
+            except Withheld as held:
+                self._settle_failure(
+                    task,
+                    lease,
+                    held.message,
+                    retryable=held.retryable,
+                    engine=self._label(task.model, spec),
+                    code=held.code,
+                )
+                return
             except Interrupted as stop:
                 self._interrupted(task, lease, stop.reason)
                 return
@@ -224,7 +239,7 @@ class Runner:
                 video_key=video_key,
                 engine=engine.name,
                 generation_seconds=elapsed,
-                metadata=output.metadata,
+                metadata=delivered.metadata,
             )
         if not done:
             log.warning("task %s: lease lost before completion; discarding output", task.id)
@@ -326,13 +341,20 @@ class Runner:
         self._set_current(None)
 
     def _settle_failure(
-        self, task: Task, lease: lifecycle.Lease, message: str, *, retryable: bool, engine: str
+        self,
+        task: Task,
+        lease: lifecycle.Lease,
+        message: str,
+        *,
+        retryable: bool,
+        engine: str,
+        code: str = "GENERATION_FAILED",
     ) -> None:
         with self.services.db.write() as session:
             outcome = lifecycle.fail(
                 session,
                 lease,
-                code="GENERATION_FAILED",
+                code=code,
                 message=message,
                 retryable=retryable,
                 engine=engine,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from reel.api.errors import openai_code
 from reel.config import Settings
 from reel.db.models import Task
 from reel.service import pricing, retention
@@ -256,7 +257,7 @@ def video_object(task: Task, settings: Settings) -> Video:
         error = VideoError(code="canceled", message=task.error_message or "Canceled by request")
     elif status is TaskStatus.FAILED:
         error = VideoError(
-            code=(task.error_code or "GENERATION_FAILED").lower(),
+            code=openai_code(task.error_code or "GENERATION_FAILED"),
             message=task.error_message or "Video generation failed",
         )
     media = retention.media_of(task, settings)

@@ -14,6 +14,7 @@ from reel.db.models import Task
 from reel.service import retention
 from reel.service.context import Services
 from reel.service.errors import (
+    ContentPolicyViolation,
     ImageRequired,
     ImageUrlsRequired,
     InvalidParameter,
@@ -300,6 +301,12 @@ def _retry_of(task: Task) -> str | None:
     return origin if isinstance(origin, str) else None
 
 
+def _failure_code(task: Task) -> str:
+    """A refused video keeps its policy code; every other failure is GENERATION_FAILED."""
+    refused = task.error_code == ContentPolicyViolation.code
+    return ContentPolicyViolation.code if refused else "GENERATION_FAILED"
+
+
 def present(
     task: Task,
     *,
@@ -349,7 +356,7 @@ def present(
             success=False,
             status="failed",
             error=task.error_message or "Video generation failed",
-            errorCode="TASK_CANCELED" if canceled else "GENERATION_FAILED",
+            errorCode="TASK_CANCELED" if canceled else _failure_code(task),
             canceled=canceled,
             creditsRefunded=task.credits,
             creditsUsed=0,
