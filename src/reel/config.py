@@ -16,6 +16,8 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 #: Shortest signing key accepted: an empty or short key makes media links and webhook
 #: signatures forgeable.
 MIN_SECRET_LENGTH = 32
+#: Shortest admin token accepted (the console's sign-in is only as strong as its token).
+MIN_ADMIN_TOKEN_LENGTH = 16
 _WEAK_SECRET = (
     f"REEL_SECRET_KEY must be at least {MIN_SECRET_LENGTH} random characters "
     "(for example `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
@@ -216,6 +218,19 @@ class Settings(BaseSettings):
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
             raise ValueError(_WEAK_SECRET)
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # A correct token always signs in, even from an address throttled for failures, so
+        # its length, not the throttle, is what makes guessing hopeless.
+        token = "" if value is None else value.get_secret_value()
+        if token and len(token.strip()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"REEL_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} random characters "
+                "(for example `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
     @field_validator("tier_priorities", mode="before")

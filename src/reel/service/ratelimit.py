@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,11 +55,7 @@ class RateLimiter:
             Bucket.CREATE: parse(create),
             Bucket.STATUS: parse(status),
         }
-        options: dict[str, str | bool] = {}
-        if storage_uri.startswith(("redis", "rediss")):
-            # Shared by every API process; a Redis outage answers 503 instead of a stack trace.
-            options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True}
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+        self._limiter = moving_window(storage_uri, key_prefix=key_prefix)
 
     def item(self, bucket: Bucket) -> RateLimitItem:
         return self._items[bucket]
@@ -87,6 +84,41 @@ class RateLimiter:
             raise _unavailable() from exc
         reset_in = max(0, math.ceil(stats.reset_time - now()))
         return Quota(item.amount, max(0, stats.remaining), reset_in, item.get_expiry())
+
+
+class FailureThrottle:
+    """Failed attempts per client address (admin sign-in), in the same store as the rate
+    limits: with Redis, every API process counts the same failures.
+
+    It throttles failures only; whether a correct attempt may pass is the caller's choice.
+    When the store is unreachable it fails closed: every address counts as throttled.
+    """
+
+    def __init__(
+        self, rate: str, *, storage_uri: str, key_prefix: str = "reel", namespace: str
+    ) -> None:
+        self._item = parse(rate)
+        self._namespace = namespace
+        self._limiter = moving_window(storage_uri, key_prefix=key_prefix)
+
+    def blocked(self, client: str) -> bool:
+        try:
+            return not self._limiter.test(self._item, self._namespace, client)
+        except StorageError:
+            return True
+
+    def failed(self, client: str) -> None:
+        with suppress(StorageError):
+            self._limiter.hit(self._item, self._namespace, client)
+
+
+def moving_window(storage_uri: str, *, key_prefix: str) -> MovingWindowRateLimiter:
+    """A limiter on ``memory://`` (this process) or Redis (shared by every API process)."""
+    options: dict[str, str | bool] = {}
+    if storage_uri.startswith(("redis", "rediss")):
+        # Shared by every API process; a Redis outage answers 503 instead of a stack trace.
+        options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True}
+    return MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
 
 
 def _unavailable() -> ServiceBusy:

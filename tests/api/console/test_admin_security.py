@@ -65,8 +65,16 @@ def test_failed_sign_ins_are_throttled(anon: TestClient) -> None:
             == 401
         )
     form = anon.get("/admin/login")
-    r = anon.post("/admin/login", data={"token": TOKEN, "csrf": csrf_of(form.text)})
+    r = anon.post("/admin/login", data={"token": "y", "csrf": csrf_of(form.text)})
     assert r.status_code == 429 and "Too many" in r.text
+    # the right token is never throttled
+    form = anon.get("/admin/login")
+    r = anon.post(
+        "/admin/login",
+        data={"token": TOKEN, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
 
 
 def test_user_api_keys_never_open_admin(anon: TestClient, admin_services: Services) -> None:
@@ -90,7 +98,7 @@ def test_forged_expired_and_old_token_sessions_are_refused(admin_services: Servi
     assert read_session(s, f"{int(expires) + 999}.{nonce}.{sig}", now=1001.0) is None
     assert read_session(s, f"{expires}.{nonce}x.{sig}", now=1001.0) is None
     assert read_session(s, "garbage", now=1001.0) is None
-    rotated = with_settings(admin_services, admin_token="a-new-token").settings
+    rotated = with_settings(admin_services, admin_token="a-new-token-of-enough-length").settings
     assert read_session(rotated, cookie, now=1001.0) is None
     off = with_settings(admin_services, admin_token=None).settings
     assert read_session(off, cookie, now=1001.0) is None

@@ -20,11 +20,13 @@ from reel.api.console.security import (
     login_csrf_valid,
     login_nonce,
     new_session,
+    session_id,
     token_matches,
+    token_tag,
 )
 from reel.api.deps import ServicesDep
 from reel.config import Settings
-from reel.service import admin, fleet, usage
+from reel.service import admin, admin_sessions, fleet, usage
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.types import TaskStatus
@@ -89,14 +91,6 @@ async def login(request: Request, services: ServicesDep) -> Response:
     next_path = safe_next(target if isinstance(target, str) else None)
     client = request.client.host if request.client else "-"
     throttle = _throttle(request, settings)
-    if throttle.blocked(client):
-        return _login_page(
-            request,
-            settings,
-            next_path=next_path,
-            error="Too many failed attempts. Wait a minute and try again.",
-            status=429,
-        )
     if not login_csrf_valid(
         settings, request.cookies.get(LOGIN_COOKIE), csrf if isinstance(csrf, str) else None
     ):
@@ -108,11 +102,24 @@ async def login(request: Request, services: ServicesDep) -> Response:
             status=403,
         )
     if not isinstance(token, str) or not token_matches(settings, token):
+        # Only failures are throttled, so others behind the same address (a shared proxy)
+        # can never lock out whoever holds the right token.
+        if throttle.blocked(client):
+            return _login_page(
+                request,
+                settings,
+                next_path=next_path,
+                error="Too many failed attempts. Wait a minute and try again.",
+                status=429,
+            )
         throttle.failed(client)
         return _login_page(
             request, settings, next_path=next_path, error="That token is not right.", status=401
         )
-    cookie, _ = new_session(settings, now=now())
+    cookie, session = new_session(settings, now=now())
+    admin_sessions.start(
+        services, session_id(session), token_tag=token_tag(settings), expires_at=session.expires
+    )
     response = RedirectResponse(next_path, 303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -128,7 +135,20 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/logout")
-def logout(_form: CheckedForm) -> Response:
+def logout(_form: CheckedForm, session: AdminDep, services: ServicesDep) -> Response:
+    """End this session on the server: a copy of its cookie stops working too."""
+    admin_sessions.end(services, session_id(session))
+    return _signed_out()
+
+
+@router.post("/logout-everywhere")
+def logout_everywhere(_form: CheckedForm, services: ServicesDep) -> Response:
+    """End every admin session, on every browser."""
+    admin_sessions.end_all(services)
+    return _signed_out()
+
+
+def _signed_out() -> Response:
     response = RedirectResponse("/admin/login", 303)
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
     return response

@@ -11,8 +11,16 @@ from starlette.datastructures import FormData
 
 from reel.api.console.render import page
 from reel.api.console.security import SESSION_COOKIE as SESSION_COOKIE
-from reel.api.console.security import AdminSession, admin_enabled, csrf_valid, read_session
+from reel.api.console.security import (
+    AdminSession,
+    admin_enabled,
+    csrf_valid,
+    read_session,
+    session_id,
+    token_tag,
+)
 from reel.api.deps import ServicesDep
+from reel.service import admin_sessions
 from reel.service.clock import now
 
 
@@ -46,6 +54,10 @@ def admin_session(request: Request, services: ServicesDep) -> AdminSession:
     if not admin_enabled(settings):
         raise ConsoleDisabled()
     session = read_session(settings, request.cookies.get(SESSION_COOKIE), now=now())
+    if session is not None and not admin_sessions.active(
+        services, session_id(session), token_tag=token_tag(settings)
+    ):
+        session = None  # signed out (here or everywhere), or started with an older token
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         json = request.url.path.startswith("/admin/live")

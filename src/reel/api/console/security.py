@@ -1,8 +1,10 @@
 """Console security: admin token check, session cookie, CSRF tokens, login throttle, headers.
 
-The admin session is a signed cookie, not a database row: ``EXPIRES.NONCE.SIGNATURE``, signed
-with a key derived from the settings' signing key *and* the admin token, so changing
-``REEL_ADMIN_TOKEN`` ends every session. The CSRF token of a session is derived from its nonce.
+The admin session is a signed cookie, ``EXPIRES.NONCE.SIGNATURE``, signed with a key derived
+from the settings' signing key *and* the admin token, backed by a database row
+(``reel.service.admin_sessions``, keyed by the nonce's hash) that signing out deletes: a copied
+cookie dies with its session, and changing ``REEL_ADMIN_TOKEN`` ends every session. The CSRF
+token of a session is derived from its nonce.
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-
 from reel.config import Settings
+from reel.service.ratelimit import FailureThrottle
 
 SESSION_COOKIE: Final = "reel_admin"
 LOGIN_COOKIE: Final = "reel_admin_login"
@@ -83,6 +82,16 @@ def read_session(settings: Settings, cookie: str | None, *, now: float) -> Admin
     return AdminSession(nonce, expires, _mac(key, "csrf", nonce))
 
 
+def session_id(session: AdminSession) -> str:
+    """The server-side row's key: the nonce's hash (the nonce itself is never stored)."""
+    return hashlib.sha256(session.nonce.encode()).hexdigest()
+
+
+def token_tag(settings: Settings) -> str:
+    """Names the admin token a session was started with, without storing anything it reveals."""
+    return _mac(settings.signing_key, "admin-token-tag", _admin_token(settings).decode())
+
+
 def csrf_valid(session: AdminSession, presented: str | None) -> bool:
     return presented is not None and hmac.compare_digest(session.csrf, presented)
 
@@ -102,18 +111,18 @@ def login_csrf_valid(settings: Settings, nonce: str | None, presented: str | Non
     return hmac.compare_digest(login_csrf(settings, nonce), presented)
 
 
-class LoginThrottle:
-    """Failed sign-ins per client address, in the same store as the API's rate limits."""
+class LoginThrottle(FailureThrottle):
+    """Failed sign-ins per client address, in the same store as the API's rate limits (Redis
+    when configured, so every API process sees the same failures). A correct token is never
+    throttled: a shared proxy address cannot lock the real admin out."""
 
     def __init__(self, settings: Settings) -> None:
-        self._item = parse(settings.admin_login_rate)
-        self._limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
-
-    def blocked(self, client: str) -> bool:
-        return not self._limiter.test(self._item, "admin-login", client)
-
-    def failed(self, client: str) -> None:
-        self._limiter.hit(self._item, "admin-login", client)
+        super().__init__(
+            settings.admin_login_rate,
+            storage_uri=settings.resolved_rate_limit_storage,
+            key_prefix=settings.redis_prefix,
+            namespace="admin-login",
+        )
 
 
 def content_security_policy() -> str:
