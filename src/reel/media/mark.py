@@ -130,7 +130,7 @@ def burn_in(src: Path, dst: Path, spec: MarkSpec, *, crf: int = 18) -> None:
     """
     tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.part")
     try:
-        with av.open(str(src)) as source:
+        with av.open(str(src), format="mov") as source:  # MP4/MOV only, never guessed
             if not source.streams.video:
                 raise VideoEncodeError("The video has no video stream to mark")
             video = source.streams.video[0]

@@ -285,7 +285,9 @@ def _open_video(
 ) -> Generator[tuple[InputContainer, VideoStream], None, None]:
     """Open ``path`` for decoding its first video stream; PyAV errors become ours."""
     try:
-        container = av.open(str(path), mode="r")
+        # The MP4/MOV demuxer only: no format guessing from the bytes, so a file an upstream
+        # sent can never reach one of FFmpeg's many other demuxers (playlists, images, ...).
+        container = av.open(str(path), mode="r", format="mov")
     except _PYAV_ERRORS as exc:
         raise VideoDecodeError("Could not open the video file") from exc
     try:

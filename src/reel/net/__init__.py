@@ -6,7 +6,7 @@ nothing else in Reel connects to a URL it was given.
 
 from reel.net.addresses import Resolver, check_url, is_public_address, system_resolver
 from reel.net.errors import FetchError
-from reel.net.fetch import FetchPolicy, PostResult, fetch_bytes, post_bytes
+from reel.net.fetch import FetchPolicy, PostResult, fetch_bytes, fetch_to_file, post_bytes
 
 __all__ = [
     "FetchError",
@@ -15,6 +15,7 @@ __all__ = [
     "Resolver",
     "check_url",
     "fetch_bytes",
+    "fetch_to_file",
     "is_public_address",
     "post_bytes",
     "system_resolver",

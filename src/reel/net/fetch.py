@@ -13,9 +13,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import httpx
@@ -35,6 +36,7 @@ __all__ = [
     "Resolver",
     "check_url",
     "fetch_bytes",
+    "fetch_to_file",
     "is_public_address",
     "post_bytes",
     "system_resolver",
@@ -152,7 +154,36 @@ def fetch_bytes(
                     f"The server answered with status {response.status_code}.",
                     status=response.status_code,
                 )
-            return _read_capped(response, policy.max_bytes, deadline)
+            body = bytearray()
+            _read_capped(response, policy.max_bytes, deadline, body.extend)
+            return bytes(body)
+
+
+def fetch_to_file(
+    url: str,
+    dest: Path,
+    policy: FetchPolicy,
+    *,
+    resolver: Resolver | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Like :func:`fetch_bytes`, but the body streams into ``dest`` (large files never sit in
+    memory); returns its size. On any error ``dest`` is removed."""
+    try:
+        with (
+            _Deadline(policy.timeout) as deadline,
+            _final_response(url, policy, deadline, resolver, transport) as response,
+        ):
+            if not response.is_success:
+                raise FetchError(
+                    f"The server answered with status {response.status_code}.",
+                    status=response.status_code,
+                )
+            with dest.open("wb") as out:
+                return _read_capped(response, policy.max_bytes, deadline, out.write)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -285,25 +316,29 @@ def post_bytes(
         return PostResult(response.status_code, bytes(body[: policy.max_bytes]))
 
 
-def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:
+def _read_capped(
+    response: httpx.Response, max_bytes: int, deadline: _Deadline, write: Callable[[bytes], object]
+) -> int:
+    """Hand the body to ``write`` chunk by chunk, under the byte cap; return its size."""
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError("The file is larger than the allowed maximum.")
     if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
         raise FetchError("The server sent a compressed response, which is not accepted.")
-    body = bytearray()
+    size = 0
     try:
         # Identity encoding only (checked above), so these are the bytes on the wire.
         # iter_bytes, unlike iter_raw, also serves bodies a transport already read.
         for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
+            size += len(chunk)
+            if size > max_bytes:
                 raise FetchError("The file is larger than the allowed maximum.")
+            write(chunk)
             deadline.check()
     except httpx.HTTPError as exc:
         raise _translate(exc, deadline) from exc
     deadline.check()  # a body without a length also "ends" when the deadline cuts the socket
-    return bytes(body)
+    return size
 
 
 def _translate(exc: httpx.HTTPError, deadline: _Deadline) -> FetchError:

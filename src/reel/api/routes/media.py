@@ -58,5 +58,6 @@ def file_response(storage: Storage, key: str, *, missing: ReelError | None = Non
     return FileResponse(
         path,
         media_type=_TYPES.get(path.suffix, "application/octet-stream"),
-        headers={"Cache-Control": "private, max-age=3600"},
+        # Browsers must take the type as sent: a stored file is never sniffed into HTML.
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from reel.engines.upstream.client import UpstreamClient, same_origin
-from reel.net import FetchError, FetchPolicy, Resolver, fetch_bytes
+from reel.net import FetchError, FetchPolicy, Resolver, fetch_to_file
 
 
 class DownloadFailed(Exception):
@@ -35,20 +35,20 @@ def download(
     resolver: Resolver | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> int:
-    """Write the video at ``url`` to ``dest``; return its size in bytes."""
+    """Write the video at ``url`` to ``dest``; return its size in bytes. Downloads stream
+    to disk: a result is never held in memory whole."""
     if url.startswith("data:"):
-        data = _data_uri(url, policy.max_bytes)
-    elif same_origin(url, client.spec.pool):
+        data = _data_uri(url, policy.max_bytes)  # already in memory: it is the URL itself
+        dest.write_bytes(data)
+        return len(data)
+    if same_origin(url, client.spec.pool):
         return _trusted(client, url, dest, policy)
-    else:
-        try:
-            data = fetch_bytes(url, policy, resolver=resolver, transport=transport)
-        except FetchError as exc:
-            raise DownloadFailed(
-                f"{url.split('?')[0]}: {exc.message}", expired=exc.status in (403, 404, 410)
-            ) from exc
-    dest.write_bytes(data)
-    return len(data)
+    try:
+        return fetch_to_file(url, dest, policy, resolver=resolver, transport=transport)
+    except FetchError as exc:
+        raise DownloadFailed(
+            f"{url.split('?')[0]}: {exc.message}", expired=exc.status in (403, 404, 410)
+        ) from exc
 
 
 def _trusted(client: UpstreamClient, url: str, dest: Path, policy: FetchPolicy) -> int:
