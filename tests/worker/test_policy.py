@@ -30,6 +30,7 @@ from tests.conftest import auth, with_settings
 from tests.factories import make_key
 from tests.fakemoderation import fake_moderation
 from tests.fakeupstreams import FakeFal, tiny_mp4
+from tests.media.clips import streams
 from tests.worker.test_upstream_service import fal_params, models_file
 
 #: For checks that do not depend on where state lives (the rest run on both backends).
@@ -133,7 +134,8 @@ def test_videos_of_both_surfaces_are_signed_and_still_play(
     v1_file = tmp_path / "v1.mp4"
     v1_file.write_bytes(content.content)
     for path, ingredients in ((seed_file, []), (v1_file, ["start.png"])):
-        assert probe(path).frames > 0  # decodes
+        counts = streams(path)  # every frame of both tracks still decodes
+        assert counts["video"] == probe(path).frames and counts["audio"] > 0
         summary = read_manifest(path, trust_anchors_pem=chain.root_pem)
         assert summary is not None and summary.validation_state == "Trusted", summary
         [created] = summary.actions
@@ -176,7 +178,9 @@ def test_a_mark_is_burned_in_before_the_signature(stack_with, chain: Chain, tmp_
     marked = stack.stored(marked_id, tmp_path)
     summary = read_manifest(marked, trust_anchors_pem=chain.root_pem)
     assert summary is not None and summary.validation_state == "Trusted"  # signed last
-    assert probe(marked).frames == probe(stack.stored(plain_id, tmp_path)).frames
+    unmarked = probe(stack.stored(plain_id, tmp_path))
+    assert probe(marked).frames == unmarked.frames and unmarked.has_audio
+    assert probe(marked).audio == unmarked.audio  # the sound track is copied as it was
 
 
 # --- moderation before generation ------------------------------------------------------------
@@ -293,7 +297,7 @@ def test_an_upstream_result_is_signed_with_its_model_and_engine(
             task_id = stack.seed().json()["taskId"]
             assert run_once(Runner(hosted))
     video = stack.stored(task_id, tmp_path)
-    assert probe(video).frames == 8
+    assert probe(video).frames == 8 and probe(video).has_audio  # the upstream's sound is kept
     summary = read_manifest(video, trust_anchors_pem=chain.root_pem)
     assert summary is not None and summary.validation_state == "Trusted"
     assert summary.actions[0]["softwareAgent"]["name"] == "Reel, model hosted (fal)"  # type: ignore[index]
