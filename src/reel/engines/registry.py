@@ -13,6 +13,7 @@ ENGINES: Final[Mapping[str, str]] = {
     "sandbox": "reel.engines.sandbox:SandboxEngine",
     "wan": "reel.engines.diffusers.wan:WanEngine",
     "ltx": "reel.engines.diffusers.ltx:LTXEngine",
+    "ltx2": "reel.engines.diffusers.ltx2:LTX2Engine",
     # hosted and self-hosted video APIs (docs/upstreams.md)
     "fal": "reel.engines.upstream.engine:FalEngine",
     "replicate": "reel.engines.upstream.engine:ReplicateEngine",

@@ -71,6 +71,8 @@ class LoadedPipelines:
     transformers: list[ModelMixin] = field(default_factory=list["ModelMixin"])
     #: Distinct VAEs, for tiling and slicing.
     vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
+    #: Further pipelines on the same modules (continuation, upsampling), placed like the two.
+    others: list[DiffusionPipeline] = field(default_factory=list["DiffusionPipeline"])
 
 
 class DiffusersEngine:
@@ -270,7 +272,7 @@ class DiffusersEngine:
             pipes = self._load(dtype, vae_dtype)
         except (OSError, ValueError) as exc:
             raise EngineConfigError(f"{self.label}: could not load {p.model_dir}: {exc}") from exc
-        for pipe in distinct(pipes.t2v, pipes.i2v):
+        for pipe in distinct(pipes.t2v, pipes.i2v, *pipes.others):
             pipe.set_progress_bar_config(disable=True)
             if p.offload == "model":
                 pipe.enable_model_cpu_offload(device=device)

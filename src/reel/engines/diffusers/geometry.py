@@ -49,9 +49,19 @@ def _to_multiple(value: int, multiple: int) -> int:
 
 
 def plan_geometry(
-    *, width: int, height: int, duration_s: float, p: DiffusersParams, info: ModelInfo, label: str
+    *,
+    width: int,
+    height: int,
+    duration_s: float,
+    p: DiffusersParams,
+    info: ModelInfo,
+    label: str,
+    overlap: int = 1,
 ) -> Geometry:
-    """Map a request (the tier's advertised size and a duration) onto what the model makes."""
+    """Map a request (the tier's advertised size and a duration) onto what the model makes.
+
+    ``overlap``: frames each later pass repeats from the one before (its conditioning frames).
+    """
     if width <= 0 or height <= 0 or duration_s <= 0:
         raise EngineConfigError(f"{label}: invalid request {width}x{height}, {duration_s}s")
     long_side, short_side = p.size or info.defaults.size
@@ -67,5 +77,6 @@ def plan_geometry(
         total,
         max_frames=segment_frames(p, info, label=label),
         temporal_ratio=info.temporal_ratio,
+        overlap=overlap,
     )
     return Geometry(gen_w, gen_h, max(2, out_w), max(2, out_h), fps, plan)

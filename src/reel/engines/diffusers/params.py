@@ -90,6 +90,15 @@ class DiffusersParams:
     # --- LTX-Video only -----------------------------------------------------------------
     decode_timestep: float | None = None
     decode_noise_scale: float | None = None
+    # --- LTX-2 only ---------------------------------------------------------------------
+    audio_guidance: float | None = None
+    stg_scale: float | None = None
+    audio_stg_scale: float | None = None
+    modality_scale: float | None = None
+    #: The distilled checkpoint's schedule: 8 fixed sigmas, no guidance passes.
+    distilled: bool = False
+    #: A latent upsampler folder: render at half size, then upsample x2 (the 1080p tier).
+    upsampler_dir: Path | None = None
 
 
 _T = TypeVar("_T")
@@ -216,6 +225,12 @@ def parse_params(
         batch_guidance=r.flag("batch_guidance", False),
         decode_timestep=r.number("decode_timestep", 0.0, 1.0),
         decode_noise_scale=r.number("decode_noise_scale", 0.0, 1.0),
+        audio_guidance=r.number("audio_guidance", 0.0, 30.0),
+        stg_scale=r.number("stg_scale", 0.0, 10.0),
+        audio_stg_scale=r.number("audio_stg_scale", 0.0, 10.0),
+        modality_scale=r.number("modality_scale", 0.0, 30.0),
+        distilled=r.flag("distilled", False),
+        upsampler_dir=r.path("upsampler_dir"),
     )
 
 

@@ -40,11 +40,13 @@ class Segment:
     frames: int
     #: Frames of this pass that reach the output.
     keep: int
+    #: Leading frames of a later pass that repeat the end of the one before (its condition).
+    overlap: int = 1
 
     @property
     def skip(self) -> int:
-        """Leading frames dropped: the repeated conditioning frame of every later segment."""
-        return 0 if self.index == 0 else 1
+        """Leading frames dropped: the repeated conditioning frames of every later segment."""
+        return 0 if self.index == 0 else self.overlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,12 @@ class SegmentPlan:
         return sum(s.frames for s in self.segments)
 
 
-def plan_segments(total: int, *, max_frames: int, temporal_ratio: int) -> SegmentPlan:
+def plan_segments(
+    total: int, *, max_frames: int, temporal_ratio: int, overlap: int = 1
+) -> SegmentPlan:
     """Split ``total`` output frames into as few passes of at most ``max_frames`` as possible.
+
+    Every pass after the first starts on the last ``overlap`` frames of the one before.
 
     Passes are balanced (a 10 s video becomes two similar halves, not one full pass and a
     stub), each asks for a valid frame count, and at most ``temporal_ratio - 1`` frames are
@@ -74,18 +80,20 @@ def plan_segments(total: int, *, max_frames: int, temporal_ratio: int) -> Segmen
             f"max_frames must be {temporal_ratio}k+1 and at least {temporal_ratio + 1}, "
             f"got {max_frames}"
         )
-    # The first pass yields max_frames new frames, every later one max_frames - 1.
-    count = 1 + max(0, math.ceil((total - max_frames) / (max_frames - 1)))
+    if not 1 <= overlap < max(2, max_frames - 1):
+        raise ValueError(f"overlap must be from 1 to {max(1, max_frames - 2)}, got {overlap}")
+    # The first pass yields max_frames new frames, every later one max_frames - overlap.
+    count = 1 + max(0, math.ceil((total - max_frames) / (max_frames - overlap)))
     segments: list[Segment] = []
     remaining = total
     for index in range(count):
         if not remaining:
             break
-        skip = 0 if index == 0 else 1
+        skip = 0 if index == 0 else overlap
         wanted = math.ceil(remaining / (count - index))
         frames = min(max_frames, valid_frame_count(wanted + skip, temporal_ratio))
         keep = min(frames - skip, remaining)
-        segments.append(Segment(index=index, frames=frames, keep=keep))
+        segments.append(Segment(index=index, frames=frames, keep=keep, overlap=overlap))
         remaining -= keep
     if remaining:  # unreachable by construction; guards the arithmetic above
         raise AssertionError(f"segment plan for {total} frames is {remaining} short")

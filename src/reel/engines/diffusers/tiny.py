@@ -1,4 +1,4 @@
-"""Random-weight Wan and LTX-Video pipelines, for tests and benchmarks; never for serving.
+"""Random-weight Wan, LTX-Video and LTX-2 pipelines, for tests and benchmarks; never for serving.
 
 ``build_pipeline(arch)`` makes a pipeline of a supported architecture with random weights and
 an offline tokenizer (a small Unigram vocabulary built in code: no hub access), either tiny
@@ -20,16 +20,26 @@ if TYPE_CHECKING:
 __all__ = ["ARCHS", "Arch", "build_pipeline", "offline_tokenizer", "save_pipeline"]
 
 Arch = Literal[
-    "tiny-wan-ti2v", "tiny-wan-t2v", "tiny-ltx", "wan2.1-1.3b", "wan2.2-ti2v-5b", "ltx-2b"
+    "tiny-wan-ti2v",
+    "tiny-wan-t2v",
+    "tiny-wan-i2v",
+    "tiny-ltx",
+    "tiny-ltx2",
+    "wan2.1-1.3b",
+    "wan2.2-ti2v-5b",
+    "ltx-2b",
+    "ltx2-19b",
 ]
 ARCHS: Final[tuple[Arch, ...]] = (
     "tiny-wan-ti2v",
     "tiny-wan-t2v",
     "tiny-wan-i2v",
     "tiny-ltx",
+    "tiny-ltx2",
     "wan2.1-1.3b",
     "wan2.2-ti2v-5b",
     "ltx-2b",
+    "ltx2-19b",
 )
 
 _WORDS: Final = "a the cat dog on beach video of in and at sunset running sea light city".split()
@@ -190,6 +200,12 @@ def build_pipeline(
     )
 
     torch.manual_seed(seed)
+    if "ltx2" in arch:
+        from reel.engines.diffusers.tiny_ltx2 import build_ltx2
+
+        with torch.device(device):
+            pipe = build_ltx2(tiny=arch.startswith("tiny-"))
+        return pipe if dtype is None else pipe.to(dtype=dtype)
     tokenizer = offline_tokenizer()
     tiny = arch.startswith("tiny-")
     with torch.device(device):
