@@ -161,7 +161,10 @@ class Settings(BaseSettings):
     #: How often the delivery loop looks for due deliveries.
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     #: Deliveries sent at once by one API process; 0 turns the delivery loop off there.
-    webhook_concurrency: int = Field(default=4, ge=0)
+    webhook_concurrency: int = Field(default=8, ge=0)
+    #: Of those, at most this many to one destination (``scheme://host:port``) and as many for
+    #: one key, so a slow receiver never holds the senders other keys' events need.
+    webhook_destination_concurrency: int = Field(default=2, ge=1)
 
     # --- scale-out (PostgreSQL + procrastinate, Redis, S3) ------------------------------
     #: ``auto``: procrastinate on PostgreSQL, the embedded task-table queue on SQLite.

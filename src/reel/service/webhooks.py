@@ -16,6 +16,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +94,19 @@ def _key(session: Session, key_id: str) -> ApiKey:
     return keys.get(session, key_id)
 
 
+def destination_of(url: str) -> str:
+    """``scheme://host:port`` of a webhook URL: deliveries to it share its sender slots and,
+    when it stops answering, its backoff."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"[:300]
+
+
 def event_payload(task: Task, event: str, event_id: str, created_at: float) -> dict[str, object]:
     """The event body: OpenAI's event envelope, with the task's outcome in ``data``."""
     failed = task.status != TaskStatus.COMPLETED
@@ -144,6 +158,7 @@ def record_event(session: Session, task_id: str, status: TaskStatus) -> WebhookD
         task_id=task.id,
         event=event,
         url=url,
+        destination=destination_of(url),
         payload=json.dumps(event_payload(task, event, delivery_id, t), separators=(",", ":")),
         status="pending",
         attempts=0,

@@ -4,6 +4,13 @@ Runs as a thread of the API process (`reel serve`), never inside a generation wo
 attempt is claimed and settled in the ``webhook_deliveries`` table, so a restart loses nothing:
 a claim whose sender died expires and the row is sent again. Several API processes may run the
 loop at once; the claim is a guarded UPDATE, so each attempt has one sender.
+
+One slow destination never delays another key's events: each sender slot is refilled as soon
+as its attempt ends (no batch waits for its slowest member); a destination
+(``scheme://host:port``) and a key each hold at most ``REEL_WEBHOOK_DESTINATION_CONCURRENCY``
+slots; and a destination that times out or cannot be reached backs off as a whole
+(``webhook_destinations``, shared by every API process), so its backlog is not tried row by
+row. The event of a task canceled before it started gets a few attempts, not fifteen.
 """
 
 from __future__ import annotations
@@ -12,21 +19,25 @@ import json
 import logging
 import random
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import select, update
 
-from reel.db.models import ApiKey, Task, WebhookDelivery
+from reel.db.models import ApiKey, Task, WebhookDelivery, WebhookDestination
 from reel.net import FetchError, FetchPolicy, Resolver, check_url, post_bytes
 from reel.service import retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
+from reel.types import TaskStatus
 
 log = logging.getLogger("reel.webhooks")
 
 _RESPONSE_KEEP = 1000
+#: Attempts for the event of a task canceled while queued: it cost nothing and changed nothing.
+CANCELED_WHILE_QUEUED_ATTEMPTS = 3
 
 
 def backoff(attempt: int, *, base: float, cap: float, jitter: float = 0.1) -> float:
@@ -42,8 +53,10 @@ class _Claimed:
     task_id: str
     key_id: str
     url: str
+    destination: str
     payload: str
     attempts: int
+    claimed_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,10 @@ class Outcome:
     response: str | None = None
     #: No point retrying (the SSRF guard refused the URL, or the key has no secret).
     permanent: bool = False
+    #: The destination did not answer in time or could not be reached: it backs off whole.
+    unreachable: bool = False
+    #: Attempts this delivery gets (fewer for a task canceled before it started).
+    max_attempts: int | None = None
 
 
 class DeliveryLoop:
@@ -74,8 +91,13 @@ class DeliveryLoop:
         self._resolver = resolver
         self._transport = transport
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        #: Attempts in flight in this process, per destination and per key.
+        self._by_destination: Counter[str] = Counter()
+        self._by_key: Counter[str] = Counter()
 
     @property
     def policy(self) -> FetchPolicy:
@@ -93,6 +115,7 @@ class DeliveryLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(self.settings.webhook_timeout + 5)
         if self._pool is not None:
@@ -101,12 +124,24 @@ class DeliveryLoop:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                sent = self.run_once()
+                started = self._dispatch()
             except Exception:
                 log.exception("webhook delivery pass failed; retrying")
-                sent = 0
-            if not sent:
-                self._stop.wait(self.settings.webhook_poll_seconds)
+                started = 0
+            if not started:
+                # until the poll interval passes or a slot frees up
+                self._wake.wait(self.settings.webhook_poll_seconds)
+                self._wake.clear()
+
+    def _dispatch(self) -> int:
+        """Fill the free sender slots; never waits for an attempt to end."""
+        assert self._pool is not None
+        with self._lock:
+            free = self.settings.webhook_concurrency - sum(self._by_key.values())
+        claimed = self._claim(free) if free > 0 else []
+        for row in claimed:
+            self._pool.submit(self._attempt_and_settle, row)
+        return len(claimed)
 
     # --- one pass ----------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -123,24 +158,41 @@ class DeliveryLoop:
         return len(claimed)
 
     def _claim(self, limit: int) -> list[_Claimed]:
+        """Claim up to ``limit`` due deliveries, at most ``REEL_WEBHOOK_DESTINATION_CONCURRENCY``
+        in flight per destination and per key, none to a destination that is backing off."""
         t = now()
+        cap = self.settings.webhook_destination_concurrency
         due = ((WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= t)) | (
             (WebhookDelivery.status == "delivering") & (WebhookDelivery.lease_until < t)
         )
+        backing_off = select(WebhookDestination.destination).where(
+            WebhookDestination.backoff_until > t
+        )
+        with self._lock:
+            full_destinations = [d for d, n in self._by_destination.items() if n >= cap]
+            full_keys = [k for k, n in self._by_key.items() if n >= cap]
+        eligible = (
+            due
+            & WebhookDelivery.destination.not_in(backing_off)
+            & WebhookDelivery.destination.not_in(full_destinations)
+            & WebhookDelivery.key_id.not_in(full_keys)
+        )
         claimed: list[_Claimed] = []
         with self.services.db.read() as session:  # idle passes take no write lock
-            if session.scalar(select(WebhookDelivery.id).where(due).limit(1)) is None:
+            if session.scalar(select(WebhookDelivery.id).where(eligible).limit(1)) is None:
                 return claimed
         with self.services.db.write() as session:
             query = (
-                select(WebhookDelivery.id)
-                .where(due)
+                select(WebhookDelivery.id, WebhookDelivery.destination, WebhookDelivery.key_id)
+                .where(eligible)
                 .order_by(WebhookDelivery.next_attempt_at)
-                .limit(limit)
+                .limit(limit * 4)
             )
             if not self.settings.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            for delivery_id in session.scalars(query).all():
+            for delivery_id, destination, key_id in session.execute(query).all():
+                if len(claimed) >= limit or not self._reserve(destination, key_id, cap):
+                    continue
                 row = session.execute(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id == delivery_id, due)
@@ -154,21 +206,48 @@ class DeliveryLoop:
                         WebhookDelivery.task_id,
                         WebhookDelivery.key_id,
                         WebhookDelivery.url,
+                        WebhookDelivery.destination,
                         WebhookDelivery.payload,
                         WebhookDelivery.attempts,
                     )
                 ).first()
-                if row is not None:
-                    claimed.append(_Claimed(delivery_id, *row))
+                if row is None:
+                    self._release(destination, key_id)
+                else:
+                    claimed.append(_Claimed(delivery_id, *row, claimed_at=t))
         return claimed
+
+    def _reserve(self, destination: str, key_id: str, cap: int) -> bool:
+        with self._lock:
+            if self._by_destination[destination] >= cap or self._by_key[key_id] >= cap:
+                return False
+            self._by_destination[destination] += 1
+            self._by_key[key_id] += 1
+            return True
+
+    def _release(self, destination: str, key_id: str) -> None:
+        with self._lock:
+            self._by_destination[destination] -= 1
+            self._by_key[key_id] -= 1
+            for counter, name in ((self._by_destination, destination), (self._by_key, key_id)):
+                if counter[name] <= 0:
+                    del counter[name]
+        self._wake.set()
 
     def _attempt_and_settle(self, row: _Claimed) -> None:
         try:
-            outcome = self.attempt(row)
-        except Exception as exc:  # never let one delivery stop the loop
-            log.exception("webhook %s: attempt crashed", row.id)
-            outcome = Outcome(ok=False, error=f"internal error: {type(exc).__name__}")
-        self._settle(row, outcome)
+            try:
+                outcome = self.attempt(row)
+            except Exception as exc:  # never let one delivery stop the loop
+                log.exception("webhook %s: attempt crashed", row.id)
+                outcome = Outcome(ok=False, error=f"internal error: {type(exc).__name__}")
+            self._settle(row, outcome)
+            try:
+                self._note_destination(row, outcome)
+            except Exception:  # two senders noting one destination at once: the next one will
+                log.warning("webhook destination %s: could not record its health", row.destination)
+        finally:
+            self._release(row.destination, row.key_id)
 
     def attempt(self, row: _Claimed) -> Outcome:
         with self.services.db.read() as session:
@@ -176,6 +255,9 @@ class DeliveryLoop:
             task = session.get(Task, row.task_id)
         if not secret:
             return Outcome(ok=False, error="the API key has no webhook secret", permanent=True)
+        budget = None
+        if task is not None and task.status == TaskStatus.CANCELED and task.started_at is None:
+            budget = CANCELED_WHILE_QUEUED_ATTEMPTS
         try:
             check_url(row.url, self.policy, resolver=self._resolver)
         except FetchError as exc:
@@ -193,7 +275,7 @@ class DeliveryLoop:
                 transport=self._transport,
             )
         except FetchError as exc:
-            return Outcome(ok=False, error=exc.message)
+            return Outcome(ok=False, error=exc.message, unreachable=True, max_attempts=budget)
         text = result.body[:_RESPONSE_KEEP].decode("utf-8", "replace")
         if result.is_success:
             return Outcome(ok=True, status_code=result.status_code, response=text)
@@ -202,6 +284,7 @@ class DeliveryLoop:
             status_code=result.status_code,
             error=f"the receiver answered {result.status_code}",
             response=text,
+            max_attempts=budget,
         )
 
     def _body(self, row: _Claimed, task: Task | None) -> bytes:
@@ -236,7 +319,9 @@ class DeliveryLoop:
         if outcome.ok:
             values.update(status="succeeded", delivered_at=t)
             log.info("webhook %s delivered (attempt %d)", row.id, row.attempts)
-        elif outcome.permanent or row.attempts >= s.webhook_max_attempts:
+        elif outcome.permanent or row.attempts >= min(
+            s.webhook_max_attempts, outcome.max_attempts or s.webhook_max_attempts
+        ):
             values.update(status="failed")
             log.warning("webhook %s failed for good: %s", row.id, outcome.error)
         else:
@@ -259,3 +344,26 @@ class DeliveryLoop:
                 )
                 .values(**values)
             )
+
+    def _note_destination(self, row: _Claimed, outcome: Outcome) -> None:
+        """A destination that answered is healthy again; one that timed out or could not be
+        reached backs off as a whole, doubling with each wave of failed attempts, shared by
+        every sender."""
+        t = now()
+        s = self.settings
+        with self.services.db.write() as session:
+            known = session.get(WebhookDestination, row.destination)
+            if not outcome.unreachable:
+                if known is not None:
+                    session.delete(known)
+                return
+            if known is not None and known.updated_at >= row.claimed_at:
+                return  # an attempt sent alongside this one has already paused it
+            if known is None:
+                known = WebhookDestination(destination=row.destination, failures=0, updated_at=t)
+                session.add(known)
+            known.failures += 1
+            delay = backoff(known.failures, base=s.webhook_backoff_base, cap=s.webhook_backoff_max)
+            known.backoff_until = t + delay
+            known.updated_at = t
+        log.info("webhook destination %s unreachable; pausing it %.1fs", row.destination, delay)
