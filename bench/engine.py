@@ -211,6 +211,7 @@ def main() -> None:
         "--batch-guidance", action="store_true", help="Reel (Wan): both guidance passes in one call"
     )
     ap.add_argument("--rounds", type=int, default=1, help="alternating stock/Reel runs (median)")
+    ap.add_argument("--stock-only", action="store_true", help="measure the stock call alone")
     args = ap.parse_args()
     if args.steps <= args.warmup:
         ap.error("--steps must exceed --warmup")
@@ -244,6 +245,15 @@ def main() -> None:
     )
 
     run_stock(pipe, args, sync, steps=args.warmup + 1)  # allocator, kernels, autotuning
+    if args.stock_only:
+        timings = [run_stock(pipe, args, sync) for _ in range(args.rounds)]
+        step = statistics.median(t.step_seconds(args.warmup) for t in timings)
+        after = statistics.median(t.after_steps for t in timings)
+        print(f"\nstock diffusers: {step:.4f} s/step, {after:.3f} s after the last step, ")
+        print(f"s/video at {args.full_steps} steps: {after + args.full_steps * step:.2f}")
+        if device.type == "cuda":
+            print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+        return
     stocks: list[Timing] = []
     reels: list[Timing] = []
     out = settings.data_dir / "bench.mp4"

@@ -5,8 +5,11 @@ simulated delay and the tiny profile (so the engine takes next to no time). The 
 tasks through the service's own create path (price → charge → insert → enqueue, one
 transaction), local media storage for both, then measures
 
-* enqueue→start latency: ``started_at - created_at`` of SAMPLES tasks created one at a time
-  with idle workers (p50 / p95);
+* enqueue→start latency: ``started_at - created_at`` of SAMPLES tasks created one at a time,
+  each once the previous one finished (idle workers), p50 / p95; and commit→start, from the
+  moment the create transaction committed (what the queue itself adds);
+* beside them, a bare procrastinate worker's defer→start of a no-op sync job on the same
+  PostgreSQL (the floor procrastinate itself sets);
 * drain rate: TASKS tasks created back to back while the workers run; tasks per second from
   the first create to the last completion.
 
@@ -56,6 +59,7 @@ class Result:
     name: str
     p50_ms: float
     p95_ms: float
+    commit_p50_ms: float
     enqueue_per_s: float
     drain_per_s: float
 
@@ -126,16 +130,18 @@ def run(name: str, env: dict[str, str], n_tasks: int, n_workers: int, samples: i
                     break
             time.sleep(0.2)
         time.sleep(1.0)  # let every worker reach its idle wait
-        sampled = []
-        for _ in range(samples):
-            sampled.append(tasks.create(services, key, CMD).id)
+        sampled: dict[str, float] = {}
+        for _ in range(samples):  # one at a time, each to idle workers (tasks outlast 0.3 s)
+            task_id = tasks.create(services, key, CMD).id
+            sampled[task_id] = time.time()  # committed: from here on a worker can see it
+            wait_done(services, [task_id], 120)
             time.sleep(0.3)
-        wait_done(services, sampled, 120)
         with services.db.read() as session:
             rows = session.execute(
-                select(Task.created_at, Task.started_at).where(Task.id.in_(sampled))
+                select(Task.id, Task.created_at, Task.started_at).where(Task.id.in_(sampled))
             ).all()
-        latencies = sorted((started - created) * 1000 for created, started in rows)
+        latencies = sorted((started - created) * 1000 for _, created, started in rows)
+        after_commit = sorted((started - sampled[i]) * 1000 for i, _, started in rows)
         started = time.time()
         ids = [tasks.create(services, key, CMD).id for _ in range(n_tasks)]
         enqueued = time.time()
@@ -151,9 +157,59 @@ def run(name: str, env: dict[str, str], n_tasks: int, n_workers: int, samples: i
         name,
         statistics.median(latencies),
         latencies[max(0, round(0.95 * len(latencies)) - 1)],
+        statistics.median(after_commit),
         n_tasks / (enqueued - started),
         n_tasks / (last - started),
     )
+
+
+BARE_WORKER = """
+import asyncio, sys, time
+import procrastinate
+
+app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=sys.argv[1]))
+
+@app.task(name="bench.noop", queue="bare")
+def noop(due: float) -> None:  # a sync job, like Reel's
+    print(f"{(time.time() - due) * 1000:.3f}", flush=True)
+
+async def main() -> None:
+    async with app.open_async():
+        print("ready", flush=True)
+        await app.run_worker_async(queues=["bare"], concurrency=1, delete_jobs="always")
+
+asyncio.run(main())
+"""
+
+
+def bare_pickup(conninfo: str, samples: int) -> list[float]:
+    """Defer→start latencies (ms) of no-op jobs on a bare procrastinate worker, same database."""
+    import procrastinate
+
+    worker = subprocess.Popen(
+        [sys.executable, "-c", BARE_WORKER, conninfo],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert worker.stdout is not None
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+        latencies = []
+        with app.open():
+            for _ in range(samples):
+                app.configure_task("bench.noop", queue="bare").defer(due=time.time())
+                latencies.append(float(worker.stdout.readline()))
+                time.sleep(0.3)
+        return sorted(latencies)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def main() -> None:
@@ -178,6 +234,8 @@ def main() -> None:
                 results.append(
                     run(name, env_for(data, url), args.tasks, args.workers, args.samples)
                 )
+        print("running a bare procrastinate worker …", flush=True)
+        bare = bare_pickup(PG_ADMIN.rsplit("/", 1)[0] + "/" + db, args.samples)
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")  # type: ignore[arg-type]
@@ -186,13 +244,18 @@ def main() -> None:
         f"\n{args.tasks} sandbox tasks (tiny, no delay), {args.workers} worker processes, "
         f"latency over {args.samples} single tasks\n"
     )
-    print("| queue | enqueue→start p50 | p95 | creates/s | drain tasks/s |")
-    print("|---|---|---|---|---|")
+    print("| queue | enqueue→start p50 | p95 | commit→start p50 | creates/s | drain tasks/s |")
+    print("|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r.name} | {r.p50_ms:.1f} ms | {r.p95_ms:.1f} ms | "
+            f"| {r.name} | {r.p50_ms:.1f} ms | {r.p95_ms:.1f} ms | {r.commit_p50_ms:.1f} ms | "
             f"{r.enqueue_per_s:.0f} | {r.drain_per_s:.1f} |"
         )
+    bare_p95 = bare[max(0, round(0.95 * len(bare)) - 1)]
+    print(
+        f"| bare procrastinate worker (no-op job) | {statistics.median(bare):.1f} ms | "
+        f"{bare_p95:.1f} ms | | |"
+    )
     base, other = results
     ratios = {
         "latency p50": other.p50_ms / base.p50_ms,
