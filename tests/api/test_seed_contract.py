@@ -217,7 +217,7 @@ def test_malformed_bodies(client: TestClient, api_key: str, raw: bytes) -> None:
 
 def test_oversized_body(client: TestClient, api_key: str) -> None:
     r = client.post(GEN, json={**T2V, "padding": "x" * 100_000}, headers=auth(api_key))
-    assert_error(r, 400, "INVALID_PARAMETER")
+    assert_error(r, 413, "INVALID_PARAMETER")  # capped as it streams: reel.api.middleware
 
 
 def test_task_id_required_and_not_found(client: TestClient, services: Services) -> None:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from reel import __version__
 from reel.api import console, errors
 from reel.api.metrics import Metrics, MetricsMiddleware
-from reel.api.middleware import RequestIdMiddleware
+from reel.api.middleware import BodyLimitMiddleware, RequestIdMiddleware, body_limits
 from reel.api.openapi import DESCRIPTION, install_openapi
 from reel.api.routes import health, hooks, media, metrics, openai, seed
 from reel.config import Settings
@@ -80,6 +80,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(seed.router)

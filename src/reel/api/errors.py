@@ -27,6 +27,7 @@ STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.ImageUrlsRequired: 400,
     e.ImageFetchFailed: 400,
     e.InvalidParameter: 400,
+    e.BodyTooLarge: 413,
     e.TaskIdRequired: 400,
     e.TaskNotFound: 404,
     e.TaskNotCancelable: 409,

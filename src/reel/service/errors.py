@@ -88,6 +88,10 @@ class InvalidParameter(ReelError):
     code = "INVALID_PARAMETER"
 
 
+class BodyTooLarge(InvalidParameter):
+    """The request body is larger than this route accepts"""
+
+
 class GenerationFailed(ReelError):
     """Video generation failed"""
 

@@ -86,7 +86,17 @@ async def login(request: Request, services: ServicesDep) -> Response:
     settings = services.settings
     if not admin_enabled(settings):
         raise ConsoleDisabled()
-    form = await request.form()
+    nonce = request.cookies.get(LOGIN_COOKIE)
+    if not nonce or len(nonce) > 64:  # checked before a byte of the body is read
+        return _login_page(
+            request,
+            settings,
+            next_path="/admin",
+            error="The sign-in form expired. Try again.",
+            status=403,
+        )
+    # The body is capped (reel.api.middleware); a sign-in form has three short fields.
+    form = await request.form(max_files=0, max_fields=8, max_part_size=4096)
     token, csrf, target = (form.get(k) for k in ("token", "csrf", "next"))
     next_path = safe_next(target if isinstance(target, str) else None)
     client = request.client.host if request.client else "-"

@@ -84,10 +84,14 @@ def same_origin(request: Request, public_url: str | None) -> bool:
 
 
 async def checked_form(request: Request, session: AdminDep, services: ServicesDep) -> FormData:
-    form = await request.form()
+    # The session (AdminDep) and the origin are checked before the body is read; the body is
+    # capped as it streams (reel.api.middleware), and so are its parts.
+    if not same_origin(request, services.settings.public_url):
+        raise CsrfRejected()
+    form = await request.form(max_files=0, max_fields=64, max_part_size=16 * 1024)
     token = form.get("csrf")
     presented = token if isinstance(token, str) else None
-    if not same_origin(request, services.settings.public_url) or not csrf_valid(session, presented):
+    if not csrf_valid(session, presented):
         raise CsrfRejected()
     return form
 

@@ -89,12 +89,9 @@ async def create_input(request: Request, services: ServicesDep) -> CreateInput:
         body = await json_body(request, services)
         return CreateInput(body, None, {"json": body})
     s = services.settings
-    cap = s.image_max_bytes + s.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise InvalidParameter(f"request body larger than {cap} bytes", param="body")
+    # The whole body is capped as it streams (reel.api.middleware); here each part is too.
     try:
-        form = await request.form(max_files=1, max_fields=32)
+        form = await request.form(max_files=1, max_fields=32, max_part_size=s.max_body_bytes)
     except Exception as exc:  # malformed multipart, too many parts
         raise InvalidParameter("request body is not valid form data", param="body") from exc
     fields: dict[str, object] = {}
