@@ -34,10 +34,10 @@ pytestmark = pytest.mark.gpu
 
 GEN = "/api/sora-2/generate"
 STATUS = "/api/sora-2/check-status"
-#: Tiny and quick: 64x64 frames (2x2 latents), 8 fps, 2 steps.
+#: Tiny and quick: 64x64 frames (2x2 latents), 4 fps, 2 steps.
 FAST: dict[str, object] = {
     "size": [64, 64],
-    "fps": 8,
+    "fps": 4,
     "steps": 2,
     "max_sequence_length": 16,
     "scale_to_tier": False,
@@ -130,7 +130,7 @@ def test_ltx2_video_with_sound_through_the_api(
     path = tmp_path / "ltx2.mp4"
     path.write_bytes(video.content)
 
-    assert_video_with_sound(path, frames=duration * 8)
+    assert_video_with_sound(path, frames=duration * 4)
     with services.db.read() as session:
         task = session.get(Task, task_id)
         assert task is not None and task.extra["ltx2"]["passes"] == 1  # one pass: no seam
@@ -161,7 +161,7 @@ def engine(tiny_ltx2: dict[str, Path], tmp_path: Path, **params: object) -> LTX2
 def test_ltx2_chains_passes_and_cross_fades_the_sound(
     tiny_ltx2: dict[str, Path], tmp_path: Path
 ) -> None:
-    ltx2 = engine(tiny_ltx2, tmp_path, segment_frames=33)
+    ltx2 = engine(tiny_ltx2, tmp_path, segment_frames=17)
     stages: list[tuple[Stage, float]] = []
     try:
         out = ltx2.generate(
@@ -173,9 +173,9 @@ def test_ltx2_chains_passes_and_cross_fades_the_sound(
     finally:
         ltx2.close()
 
-    # 48 frames from passes of at most 33, the second starting on 9 frames of the first.
+    # 24 frames from passes of at most 17, the second starting on 9 frames of the first.
     assert out.metadata["ltx2"]["passes"] == 2  # type: ignore[index]
-    assert_video_with_sound(out.path, frames=48)
+    assert_video_with_sound(out.path, frames=24)
     percents = [pct for _, pct in stages]
     assert percents == sorted(percents) and Stage.DECODING in {s for s, _ in stages}
 
@@ -185,13 +185,13 @@ def test_ltx2_latent_upsampling_doubles_the_size(
 ) -> None:
     ltx2 = engine(tiny_ltx2, tmp_path, upsampler_dir=str(tiny_ltx2["up"]), distilled=True)
     try:
-        out = ltx2.generate(make_request(tmp_path, duration_s=4.0), lambda stage, pct: None)
+        out = ltx2.generate(make_request(tmp_path, duration_s=2.0), lambda stage, pct: None)
     finally:
         ltx2.close()
 
     info = probe(out.path)
     assert (info.width, info.height) == (64, 64)  # rendered at 32x32, upsampled x2
-    assert_video_with_sound(out.path, frames=32)
+    assert_video_with_sound(out.path, frames=8)
 
 
 def test_ltx2_cancel_stops_at_the_next_step_and_leaves_nothing(
