@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+#: An allow-list entry: a host name, IPv4 or bracketed IPv6 literal, optionally ``:port``.
+_ALLOW_ENTRY = re.compile(
+    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?"  # a name or an IPv4 literal
+    r"|\[[0-9A-Fa-f:.]+\]"  # a bracketed IPv6 literal
+    r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)"  # a bare IPv6 literal (then no port)
+    r"(?::[0-9]{1,5})?$"
+)
 
 #: Shortest signing key accepted: an empty or short key makes media links and webhook
 #: signatures forgeable.
@@ -31,7 +40,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REEL_", extra="ignore", frozen=True)
 
     # --- storage of state -------------------------------------------------------------
-    data_dir: Path = Path("reel-data")
+    #: Where the SQLite database, media and the generated signing key live. Default: the
+    #: per-user data dir (``~/.local/share/reel`` on Linux), whatever the working directory.
+    data_dir: Path = Field(default_factory=lambda: user_data_path("reel", appauthor=False))
     #: SQLAlchemy URL; default: SQLite file inside ``data_dir``.
     database_url: str | None = None
     #: Signs media URLs and webhook bodies; at least 32 characters. Generated into
@@ -57,7 +68,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # --- image fetching ---------------------------------------------------------------
-    #: Test-only: hosts (any port) allowed despite non-public addresses. Off by default.
+    #: Trusted internal image hosts fetched despite non-public addresses: ``host:port``
+    #: entries (exact name or IP, exact port); a bare ``host`` allows it on any port. Off by
+    #: default; see docs/configuration.md for the risk.
     image_fetch_allow_hosts: CommaList = ()
     image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     image_max_pixels: int = Field(default=40_000_000, ge=1)
@@ -200,7 +213,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+            value = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        if isinstance(value, tuple | list):
+            for entry in value:
+                if not _ALLOW_ENTRY.match(str(entry).strip()):
+                    raise ValueError(
+                        f"{entry!r} is not an exact host: give host names or IP addresses, "
+                        "each optionally with :port (no wildcards, networks or URLs)"
+                    )
         return value
 
     def upstream_secret(self, env_name: str) -> SecretStr | None:

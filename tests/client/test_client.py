@@ -317,6 +317,17 @@ def test_wait_reports_increasing_progress(make_client: MakeClient, fake_time: Fa
     assert fake_time.sleeps == [5, 5, 5]
 
 
+def test_the_last_progress_callback_names_the_outcome(make_client: MakeClient) -> None:
+    """A finished task's status has no ``progress`` field; the last callback still has a
+    stage: the outcome."""
+    handler, _ = replay(processing(40, "generating"), COMPLETED)
+    seen: list[TaskStatus] = []
+    make_client(handler).wait("task_1", on_progress=seen.append, poll_interval=0)
+    assert [(s.stage, s.percent) for s in seen] == [("generating", 40), ("completed", None)]
+    failed = make_client(replay(FAILED)[0]).check_status("task_1")
+    assert failed.stage == "failed"
+
+
 def test_wait_raises_generation_failed(make_client: MakeClient) -> None:
     handler, _ = replay(processing(10), FAILED)
     with pytest.raises(GenerationFailedError) as info:

@@ -23,8 +23,12 @@ def free_port() -> int:
 
 
 class ReelServer:
-    def __init__(self, data_dir: Path, *, workers: int = 1, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, *, workers: int = 1, cwd: Path | None = None, **env: str
+    ) -> None:
         self.data_dir = data_dir
+        #: The working directory of the server and of `cli` commands (default: inherited).
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -61,6 +65,7 @@ class ReelServer:
                 *(["--no-workers"] if self.workers == 0 else ["--workers", str(self.workers)]),
             ],
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,6 +102,7 @@ class ReelServer:
         return subprocess.run(
             [sys.executable, "-m", "reel", *args],
             env=self.env,
+            cwd=self.cwd,
             capture_output=True,
             text=True,
             check=check,

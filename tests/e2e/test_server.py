@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +23,82 @@ from tests.conftest import BACKENDS
 from tests.e2e.server import ReelServer
 from tests.imageserver import image_server, png_bytes
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "000_08212a9615570d7b.txt"
+#: The contract's documented example requests, word for word (its three curl calls and its
+#: JavaScript client): the project's own fixtures, run unchanged against a local server.
+SEED_CURL_T2V = """curl -X POST "https://nanophoto.ai/api/sora-2/generate" \\
+-H "Content-Type: application/json" \\
+-H "Authorization: Bearer YOUR_API_KEY" \\
+--data-raw '{
+"prompt": "A golden retriever running on a beach at sunset, cinematic lighting",
+"mode": "textToVideo",
+"modelTier": "sora2",
+"aspectRatio": "landscape",
+"videoDuration": "10"
+}'"""
+SEED_CURL_I2V = """curl -X POST "https://nanophoto.ai/api/sora-2/generate" \\
+-H "Content-Type: application/json" \\
+-H "Authorization: Bearer YOUR_API_KEY" \\
+--data-raw '{
+"prompt": "The person in the painting comes alive, moving naturally and reciting poetry",
+"mode": "imageToVideo",
+"modelTier": "sora2",
+"aspectRatio": "landscape",
+"videoDuration": "10",
+"imageUrls": ["https://static.nanophoto.ai/demo/nano-banana-pro.webp"]
+}'"""
+SEED_CURL_STATUS = """curl -X POST "https://nanophoto.ai/api/sora-2/check-status" \\
+-H "Content-Type: application/json" \\
+-H "Authorization: Bearer YOUR_API_KEY" \\
+--data-raw '{"taskId": "task_abc123"}'"""
+SEED_JAVASCRIPT = """async function generateVideo() {
+// Step 1: Submit generation task
+const response = await fetch("https://nanophoto.ai/api/sora-2/generate", {
+method: "POST",
+headers: {
+"Content-Type": "application/json",
+Authorization: "Bearer YOUR_API_KEY",
+},
+body: JSON.stringify({
+prompt: "A golden retriever running on a beach at sunset",
+mode: "textToVideo",
+modelTier: "sora2",
+aspectRatio: "landscape",
+videoDuration: "10",
+}),
+});
+const data = await response.json();
+if (!data.success) {
+console.error("Generation failed:", data.error);
+return;
+}
+// Step 2: Poll for status
+const taskId = data.taskId;
+while (true) {
+await new Promise((resolve) => setTimeout(resolve, 5000)); // Wait 5s
+const statusRes = await fetch(
+"https://nanophoto.ai/api/sora-2/check-status",
+{
+method: "POST",
+headers: {
+"Content-Type": "application/json",
+Authorization: "Bearer YOUR_API_KEY",
+},
+body: JSON.stringify({ taskId }),
+}
+);
+const status = await statusRes.json();
+if (status.status === "completed") {
+console.log("Video URL:", status.videoUrl);
+return;
+}
+if (status.status === "failed") {
+console.error("Generation failed:", status.error);
+return;
+}
+console.log("Still processing...", status.progress);
+}
+}
+generateVideo();"""
 
 
 def post(server: ReelServer, path: str, key: str, body: dict[str, object]) -> httpx.Response:
@@ -108,6 +187,10 @@ def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: 
         assert final["status"] == "completed" and final["engine"] == "sandbox", final
         video = httpx.get(str(final["videoUrl"]), timeout=30)
         assert video.status_code == 200
+        if str(final["videoUrl"]).startswith(f"{server.url}/media/"):  # Reel's, not a bucket's
+            head = httpx.head(str(final["videoUrl"]), timeout=30)
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == str(len(video.content))
         path = tmp_path / f"{submitted['taskId']}.mp4"
         path.write_bytes(video.content)
         info = probe(path)
@@ -115,6 +198,10 @@ def test_text_and_image_to_video_produce_real_mp4(server: ReelServer, tmp_path: 
         assert abs(info.duration_s - seconds) < 0.3
         assert info.width > info.height  # landscape
         assert info.frames == round(seconds * info.fps)
+    # Signed links stay out of the access log: the path is logged, never its signature.
+    if str(final["videoUrl"]).startswith(f"{server.url}/media/"):
+        assert "GET /media/" in server.log()
+    assert "sig=" not in server.log()
 
 
 def test_sigkill_midway_then_restart_finishes_everything(
@@ -237,10 +324,7 @@ def test_cli_keys_and_credits(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_seed_javascript_example_runs_unchanged(server: ReelServer, tmp_path: Path) -> None:
-    text = SEED.read_text()
-    start = text.index("async function generateVideo()")
-    end = text.index("generateVideo();", start) + len("generateVideo();")
-    script = text[start:end].replace("https://nanophoto.ai", server.url)
+    script = SEED_JAVASCRIPT.replace("https://nanophoto.ai", server.url)
     key = str(server.create_key(credits=10)["key"])
     script = script.replace("YOUR_API_KEY", key)
     path = tmp_path / "example.mjs"
@@ -292,20 +376,9 @@ def test_full_size_render_for_every_tier_and_duration(tmp_path: Path) -> None:
             assert abs(info.duration_s - int(cell[1])) < 0.1
 
 
-def _seed_curl_blocks() -> list[str]:
-    text = SEED.read_text()
-    blocks, start = [], 0
-    while (i := text.find('curl -X POST "https://nanophoto.ai', start)) != -1:
-        end = text.index("'", text.index("--data-raw '", i) + len("--data-raw '")) + 1
-        blocks.append(text[i:end])
-        start = end
-    return blocks
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_seed_curl_examples_run_unchanged(server: ReelServer) -> None:
-    blocks = _seed_curl_blocks()
-    assert len(blocks) == 3  # generate T2V, generate I2V, check-status
+    blocks = [SEED_CURL_T2V, SEED_CURL_I2V, SEED_CURL_STATUS]
     key = str(server.create_key(credits=100)["key"])
     with image_server({"/demo.webp": (200, "image/png", png_bytes(96, 64))}) as base:
         outputs = []
@@ -385,3 +458,59 @@ def test_cli_generate_shows_progress_and_downloads(server: ReelServer, tmp_path:
         f"{server.url}/api/sora-2/account", timeout=10, headers={"Authorization": f"Bearer {key}"}
     ).json()
     assert account["credits"] == 6 and account["usage"]["tasks"] == 1
+
+
+def test_a_key_created_from_another_folder_works_against_the_server(tmp_path: Path) -> None:
+    """No REEL_DATA_DIR: the server and the CLI, started in different folders, share the
+    per-user data dir, and both say which database they use."""
+    xdg = tmp_path / "xdg"
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    srv = ReelServer(xdg / "reel", workers=0, cwd=tmp_path / "here")
+    del srv.env["REEL_DATA_DIR"]
+    srv.env["XDG_DATA_HOME"] = str(xdg)
+    with srv:
+        srv.cwd = tmp_path / "elsewhere"
+        made = srv.cli("keys", "create", "--name", "elsewhere", "--credits", "8", "--json")
+        database = xdg / "reel" / "reel.db"
+        assert made.stderr.splitlines() == [f"using database {database}"]
+        key = str(json.loads(made.stdout)["key"])
+        r = post(srv, "/api/sora-2/generate", key, {"prompt": "x", "mode": "textToVideo"})
+        assert r.status_code == 200 and r.json()["status"] == "processing", r.text
+        assert not list((tmp_path / "here").iterdir())
+        assert not list((tmp_path / "elsewhere").iterdir())
+        log = srv.log()
+        assert f"using database {database}" in log
+        assert f"data dir    {xdg / 'reel'}" in log
+        assert f"playground  {srv.url}/" in log and f"admin       {srv.url}/admin" in log
+        assert "every tier is served by the SANDBOX engine" in log
+
+
+def test_start_up_says_listening_only_once_the_port_is_bound(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "reel", "serve", "--port", str(port), "--no-workers"],
+            env={**os.environ, "REEL_DATA_DIR": str(tmp_path / "data")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1
+    assert "listening" not in out.stdout + out.stderr
+    assert out.stderr.splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was created
+
+
+def test_probes_answer_head_and_readyz_logs_nothing(tmp_path: Path) -> None:
+    with ReelServer(tmp_path / "data", workers=0) as srv:
+        assert httpx.head(f"{srv.url}/healthz", timeout=10).status_code == 200
+        assert httpx.head(f"{srv.url}/readyz", timeout=10).status_code == 200
+        before = srv.log().count("alembic")
+        for _ in range(3):
+            assert httpx.get(f"{srv.url}/readyz", timeout=10).json() == {"status": "ok"}
+        time.sleep(0.2)
+        assert srv.log().count("alembic") == before

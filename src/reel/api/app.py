@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from reel import __version__
-from reel.api import console, errors
+from reel.api import console, docs, errors
 from reel.api.metrics import Metrics, MetricsMiddleware
 from reel.api.middleware import BodyLimitMiddleware, RequestIdMiddleware, body_limits
 from reel.api.openapi import DESCRIPTION, install_openapi
@@ -55,14 +55,19 @@ def create_app(
             storage_uri=settings.resolved_rate_limit_storage,
             key_prefix=settings.redis_prefix,
         )
-        for name, spec in svc.catalog.models.items():
-            if spec.engine == "sandbox":
-                tiers = [t.value for t, m in svc.catalog.tiers.items() if m == name]
-                log.warning(
-                    "model %r uses the SANDBOX engine (no real generation) for tiers %s",
-                    name,
-                    ", ".join(tiers) or "none",
-                )
+        sandboxed = [
+            t.value
+            for t, m in svc.catalog.tiers.items()
+            if m in svc.catalog.models and svc.catalog.models[m].engine == "sandbox"
+        ]
+        if sandboxed:
+            log.warning(
+                "%s served by the SANDBOX engine: labelled test videos, no real generation "
+                "(map tiers to real models in a models file: docs/models.md)",
+                "every tier is"
+                if len(sandboxed) == len(svc.catalog.tiers)
+                else f"tiers {', '.join(sandboxed)} are",
+            )
         for job in background:
             job.start()
         try:
@@ -78,6 +83,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are served by reel.api.docs from packaged assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
@@ -90,5 +99,6 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(hooks.router)
     console.install(app, settings)
+    docs.install(app)
     install_openapi(app)
     return app

@@ -9,26 +9,41 @@ from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
+from reel.cli.common import (
+    ReelGroup,
+    database_errors,
+    fail,
+    open_services,
+    print_table,
+)
 from reel.config import Settings
 from reel.service import admin, keys
-from reel.service.context import Services, build_services, prepare_database
+from reel.service.context import Services, prepare_database
 from reel.service.errors import ReelError
 
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="Add and inspect credits.", no_args_is_help=True)
-console = Console()
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys.", no_args_is_help=True, cls=ReelGroup
+)
+credits_app = typer.Typer(help="Add and inspect credits.", no_args_is_help=True, cls=ReelGroup)
 T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
+
+
+def _ID(header: str) -> Column:
+    """A column of ids or URLs: never wrapped (tables print as wide as they need)."""
+    return Column(header, no_wrap=True)
 
 
 @contextmanager
 def _services() -> Iterator[Services]:
-    services = build_services(Settings())
+    settings = Settings()
+    services = open_services(settings)
     try:
-        prepare_database(services)
-        yield services
+        with database_errors(settings):
+            prepare_database(services)
+            yield services
     finally:
         services.close()
 
@@ -38,8 +53,7 @@ def _run(action: Callable[[Services], T]) -> T:
         try:
             return action(services)
         except ReelError as exc:
-            console.print(f"[red]error:[/red] {exc.message}")
-            raise typer.Exit(1) from exc
+            fail(exc.message)
 
 
 def _when(ts: float | None) -> str:
@@ -71,12 +85,10 @@ def create(
             )
         )
         return
-    console.print(
-        f"Created key [bold]{issued.id}[/bold] ({issued.name}) with {issued.credits} credits."
-    )
-    console.print("Secret (shown once; store it now):")
+    typer.echo(f"Created key {issued.id} ({issued.name}) with {issued.credits} credits.")
+    typer.echo("Secret (shown once; store it now):")
     typer.echo(issued.key)
-    console.print("Webhook signing secret (shown once; verifies this key's webhook events):")
+    typer.echo("Webhook signing secret (shown once; verifies this key's webhook events):")
     typer.echo(issued.webhook_secret)
 
 
@@ -90,14 +102,13 @@ def webhook(
 ) -> None:
     """Set (or with --clear remove) the URL that receives a key's webhook events."""
     if (url is None) == (not clear):
-        console.print("[red]error:[/red] give a URL, or --clear")
-        raise typer.Exit(2)
+        fail("give a URL, or --clear", 2)
 
     def action(services: Services) -> None:
         admin.set_webhook(services, key_id, None if clear else url)
 
     _run(action)
-    console.print(f"{key_id}: webhook {'removed' if clear else f'set to {url}'}.")
+    typer.echo(f"{key_id}: webhook {'removed' if clear else f'set to {url}'}.")
 
 
 @keys_app.command("webhook-secret")
@@ -109,40 +120,54 @@ def webhook_secret(
 ) -> None:
     """Rotate a key's webhook signing secret (secrets are only ever shown when made)."""
     if not rotate:
-        console.print(
-            "[red]error:[/red] a secret is shown only once; pass --rotate for a new one "
-            "(the old one stops verifying at once)"
+        fail(
+            "a secret is shown only once; pass --rotate for a new one "
+            "(the old one stops verifying at once)",
+            2,
         )
-        raise typer.Exit(2)
 
     def action(services: Services) -> str:
         return admin.rotate_webhook_secret(services, key_id)
 
     secret = _run(action)
-    console.print(f"{key_id}: new webhook signing secret (shown once):")
+    typer.echo(f"{key_id}: new webhook signing secret (shown once):")
     typer.echo(secret)
 
 
 @keys_app.command("list")
-def list_() -> None:
+def list_(as_json: JsonOpt = False) -> None:
     """List keys with balances (secrets are never shown)."""
 
-    def action(services: Services) -> Table:
-        table = Table("id", "name", "credits", "created", "revoked", "webhook")
+    def action(services: Services) -> list[dict[str, object]]:
         with services.db.read() as session:
-            for row in admin.key_rows(session):
-                key = row.key
-                table.add_row(
-                    key.id,
-                    key.name,
-                    str(key.balance),
-                    _when(key.created_at),
-                    _when(key.revoked_at),
-                    key.webhook_url or "",
-                )
-        return table
+            return [
+                {
+                    "id": row.key.id,
+                    "name": row.key.name,
+                    "credits": row.key.balance,
+                    "createdAt": row.key.created_at,
+                    "revokedAt": row.key.revoked_at,
+                    "webhookUrl": row.key.webhook_url,
+                }
+                for row in admin.key_rows(session)
+            ]
 
-    console.print(_run(action))
+    rows = _run(action)
+    if as_json:
+        for item in rows:
+            typer.echo(json.dumps(item))
+        return
+    table = Table(_ID("id"), "name", "credits", "created", "revoked", _ID("webhook"))
+    for item in rows:
+        table.add_row(
+            str(item["id"]),
+            str(item["name"]),
+            str(item["credits"]),
+            _when(item["createdAt"]),  # type: ignore[arg-type]
+            _when(item["revokedAt"]),  # type: ignore[arg-type]
+            str(item["webhookUrl"] or ""),
+        )
+    print_table(table)
 
 
 @keys_app.command("revoke")
@@ -153,7 +178,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…).")]) -> 
         admin.revoke_key(services, key_id)
 
     _run(action)
-    console.print(f"Revoked {key_id}.")
+    typer.echo(f"Revoked {key_id}.")
 
 
 @credits_app.command("add")
@@ -168,31 +193,46 @@ def add(
         return admin.top_up(services, key_id, amount, note=note)
 
     balance = _run(action)
-    console.print(f"{key_id}: +{amount} credits, balance {balance}.")
+    typer.echo(f"{key_id}: +{amount} credits, balance {balance}.")
 
 
 @credits_app.command("show")
 def show(
     key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Ledger entries to show.")] = 20,
+    as_json: JsonOpt = False,
 ) -> None:
     """Balance and recent ledger entries of a key."""
 
-    def action(services: Services) -> tuple[int, Table]:
-        table = Table("when", "kind", "amount", "balance", "task", "note")
+    def action(services: Services) -> tuple[int, list[dict[str, object]]]:
         with services.db.read() as session:
             row = keys.get(session, key_id)
-            for entry in admin.key_ledger(session, key_id, limit=limit):
-                table.add_row(
-                    _when(entry.created_at),
-                    entry.kind,
-                    f"{entry.amount:+d}",
-                    str(entry.balance_after),
-                    entry.task_id or "",
-                    entry.note or "",
-                )
-            return row.balance, table
+            entries = [
+                {
+                    "createdAt": entry.created_at,
+                    "kind": entry.kind,
+                    "amount": entry.amount,
+                    "balanceAfter": entry.balance_after,
+                    "taskId": entry.task_id,
+                    "note": entry.note,
+                }
+                for entry in admin.key_ledger(session, key_id, limit=limit)
+            ]
+            return row.balance, entries
 
-    balance, table = _run(action)
-    console.print(f"{key_id}: balance [bold]{balance}[/bold] credits")
-    console.print(table)
+    balance, entries = _run(action)
+    if as_json:
+        typer.echo(json.dumps({"id": key_id, "credits": balance, "ledger": entries}))
+        return
+    table = Table("when", "kind", "amount", "balance", _ID("task"), "note")
+    for entry in entries:
+        table.add_row(
+            _when(entry["createdAt"]),  # type: ignore[arg-type]
+            str(entry["kind"]),
+            f"{entry['amount']:+d}",
+            str(entry["balanceAfter"]),
+            str(entry["taskId"] or ""),
+            str(entry["note"] or ""),
+        )
+    typer.echo(f"{key_id}: balance {balance} credits")
+    print_table(table)

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from reel import __version__
 from reel.cli import admin, generate, observe, serve, verify, webhooks
+from reel.cli.common import ReelGroup
 
 app = typer.Typer(
     name="reel",
@@ -14,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=ReelGroup,
 )
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker)

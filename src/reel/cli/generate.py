@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from reel.client import Client, ReelAPIError, TaskStatus
+from reel.cli.common import client_errors
+from reel.client import Client, TaskStatus
 
 console = Console(stderr=True)
 
@@ -60,28 +62,22 @@ def generate(
     ] = None,
 ) -> None:
     """Submit a generation, show its progress, then download the video."""
-    try:
-        with Client(server, key) as client:
-            submitted = client.generate(
-                prompt,
-                mode=mode or ("imageToVideo" if image else "textToVideo"),
-                tier=tier,
-                aspect=aspect,
-                duration=duration,
-                image_urls=image or None,
-                callback_url=callback_url,
-                idempotency_key=idempotency_key,
-            )
-            console.print(f"task [bold]{submitted.task_id}[/bold] accepted")
-            final = _wait_with_progress(client, submitted.task_id, poll)
-            target = out or Path(f"{submitted.task_id}.mp4")
-            _download_with_progress(client, final, target)
-    except ReelAPIError as exc:
-        console.print(f"[red]{exc.error_code or 'error'}[/red]: {exc}")
-        raise typer.Exit(1) from exc
-    console.print(
-        f"saved [bold]{target}[/bold] ({final.generation_time}s, {final.credits_used} credits)"
-    )
+    with client_errors(server), Client(server, key) as client:
+        submitted = client.generate(
+            prompt,
+            mode=mode or ("imageToVideo" if image else "textToVideo"),
+            tier=tier,
+            aspect=aspect,
+            duration=duration,
+            image_urls=image or None,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
+        typer.echo(f"task {submitted.task_id} accepted", err=True)
+        final = _wait_with_progress(client, submitted.task_id, poll)
+        target = out or Path(f"{submitted.task_id}.mp4")
+        _download_with_progress(client, final, target)
+    typer.echo(f"saved {target} ({final.generation_time}s, {final.credits_used} credits)", err=True)
 
 
 def _wait_with_progress(client: Client, task_id: str, poll: float) -> TaskStatus:
@@ -120,22 +116,25 @@ def status(
     task_id: Annotated[str, typer.Argument(help="Task id (task_…).")],
     server: ServerOpt = None,
     key: KeyOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The server's answer as one JSON line.")
+    ] = False,
 ) -> None:
     """Show a task's status."""
-    try:
-        with Client(server, key) as client:
-            s = client.check_status(task_id)
-    except ReelAPIError as exc:
-        console.print(f"[red]{exc.error_code or 'error'}[/red]: {exc}")
-        raise typer.Exit(1) from exc
-    out = Console()
-    out.print(f"[bold]{s.task_id}[/bold]: {s.status}")
+    with client_errors(server), Client(server, key) as client:
+        s = client.check_status(task_id)
+    if as_json:
+        typer.echo(json.dumps(s.raw))
+        return
+    # Plain lines, never wrapped: ids and URLs stay whole for copying.
+    typer.echo(f"{s.task_id}: {s.status}")
     if s.status == "processing":
-        out.print(
+        typer.echo(
             f"  stage {s.stage}, {s.percent or 0:.0f}%"
             + (f", queue position {s.queue_position}" if s.queue_position else "")
         )
     elif s.status == "completed":
-        out.print(f"  video: {s.video_url}\n  {s.generation_time}s, {s.credits_used} credits")
+        typer.echo(f"  video: {s.video_url}")
+        typer.echo(f"  {s.generation_time}s, {s.credits_used} credits")
     else:
-        out.print(f"  [red]{s.error_code}[/red]: {s.error}")
+        typer.echo(f"  {s.error_code}: {s.error}")

@@ -6,15 +6,14 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
+from reel.cli.common import database_errors, open_services, print_table
 from reel.config import Settings
 from reel.service import fleet
 from reel.service.clock import now
-from reel.service.context import build_services, prepare_database
+from reel.service.context import prepare_database
 
-console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
 
 
@@ -31,12 +30,13 @@ def _ago(seconds: float | None) -> str:
 def workers(as_json: JsonOpt = False) -> None:
     """Workers that advertise themselves: host, models, current task, last heartbeat."""
     settings = Settings()
-    services = build_services(settings)
+    services = open_services(settings)
     try:
-        prepare_database(services)
-        t = now()
-        with services.db.read() as session:
-            views = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
+        with database_errors(settings):
+            prepare_database(services)
+            t = now()
+            with services.db.read() as session:
+                views = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
     finally:
         services.close()
     rows = [
@@ -55,7 +55,16 @@ def workers(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("worker", "host", "pid", "models", "task", "running for", "seen", "state")
+    table = Table(
+        Column("worker", no_wrap=True),
+        "host",
+        "pid",
+        "models",
+        Column("task", no_wrap=True),
+        "running for",
+        "seen",
+        "state",
+    )
     for w in rows:
         table.add_row(
             str(w["id"]),
@@ -67,21 +76,22 @@ def workers(as_json: JsonOpt = False) -> None:
             _ago(w["last_seen_age"]) + " ago",
             "[green]alive[/green]" if w["alive"] else "[red]silent[/red]",
         )
-    console.print(table)
+    print_table(table)
     if not rows:
-        console.print("no workers are running (start one with `reel worker --models …`)")
+        typer.echo("no workers are running (start one with `reel worker --models …`)")
 
 
 def queue(as_json: JsonOpt = False) -> None:
     """Per model: queued and running tasks, the oldest wait, and live workers."""
     settings = Settings()
-    services = build_services(settings)
+    services = open_services(settings)
     try:
-        prepare_database(services)
-        t = now()
-        with services.db.read() as session:
-            live = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
-            views = fleet.models(session, services.catalog, live)
+        with database_errors(settings):
+            prepare_database(services)
+            t = now()
+            with services.db.read() as session:
+                live = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
+                views = fleet.models(session, services.catalog, live)
     finally:
         services.close()
     rows = [
@@ -107,4 +117,4 @@ def queue(as_json: JsonOpt = False) -> None:
             _ago(q["oldest_wait"]),
             workers_cell,
         )
-    console.print(table)
+    print_table(table)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from reel.api.app import Background, create_app
+from reel.cli.common import database_errors, database_label, fail, open_services
 from reel.config import Settings
 from reel.db.migrate import StaleSchema, upgrade
 from reel.engines.base import EngineConfigError
-from reel.logs import configure_logging
-from reel.service.context import Services, build_services, prepare_database
+from reel.logs import RedactSignedQueries, configure_logging
+from reel.service.context import Services, prepare_database
 from reel.worker.delivery import DeliveryLoop
 from reel.worker.preflight import check_models
 from reel.worker.supervisor import Supervisor
@@ -36,11 +39,57 @@ def _load_settings() -> Settings:
 
 def _prepare(services: Services) -> None:
     try:
-        prepare_database(services)
+        with database_errors(services.settings):
+            prepare_database(services)
     except StaleSchema as exc:
         services.close()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        fail(str(exc), 2)
+    except typer.Exit:
+        services.close()
+        raise
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a taken port fails at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing Reel only once the app has started on a bound socket."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self._announce()
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int) -> list[str]:
+    base = f"http://{_url_host(host)}:{port}"
+    admin = f"{base}/admin" + (
+        "" if settings.admin_token else " (off until REEL_ADMIN_TOKEN is set)"
+    )
+    playground = f"{base}/" if settings.console else "off (REEL_CONSOLE=false)"
+    return [
+        f"Reel listening on http://{f'[{host}]' if ':' in host else host}:{port} "
+        f"({workers} worker process{'' if workers == 1 else 'es'})",
+        f"  playground  {playground}",
+        f"  admin       {admin}",
+        f"  API docs    {base}/docs",
+        f"  data dir    {settings.data_dir.resolve()}",
+        f"  database    {database_label(settings)}",
+    ]
 
 
 def serve(
@@ -56,8 +105,10 @@ def serve(
 ) -> None:
     """Run the API and supervise generation worker processes."""
     settings = _load_settings()
+    sock = _bind(host, port)
+    port = int(sock.getsockname()[1])  # the real one when --port 0
     configure_logging(settings.log_level)
-    services = build_services(settings)
+    services = open_services(settings)
     _prepare(services)
     count = 0 if no_workers else (settings.workers if workers is None else workers)
     if count:
@@ -79,10 +130,17 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
-    log.info("Reel listening on http://%s:%d (%d worker process(es))", host, port, count)
+    # Signed media and callback links carry their signature in the query: keep it out of logs.
+    logging.getLogger("uvicorn.access").addFilter(RedactSignedQueries())
+
+    def announce() -> None:
+        for line in _banner(settings, host, port, count):
+            log.info("%s", line)
+
     try:
-        uvicorn.Server(config).run()
+        _Server(config, announce).run(sockets=[sock])
     finally:
+        sock.close()
         services.close()
 
 
@@ -117,13 +175,14 @@ def worker(
     """Run generation workers only (no API)."""
     settings = _load_settings()
     configure_logging(settings.log_level)
-    services = build_services(settings)
+    services = open_services(settings)
     _prepare(services)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     if names:
         unknown = set(names) - set(services.catalog.models)
         if unknown:
-            raise typer.BadParameter(f"unknown models: {', '.join(sorted(unknown))}")
+            services.close()
+            fail(f"unknown models: {', '.join(sorted(unknown))}", 2)
     _preflight(services, names)
     supervisor = Supervisor(services, processes=processes, models=names)
 
@@ -144,17 +203,17 @@ def _preflight(services: Services, models: list[str] | None) -> None:
         check_models(services.catalog, models or list(services.catalog.models), services.settings)
     except EngineConfigError as exc:
         services.close()
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
+        fail(exc.message, 2)
 
 
 def migrate() -> None:
     """Apply database migrations (and, on PostgreSQL, the job queue's schema) and exit."""
     settings = Settings()
     configure_logging(settings.log_level)
-    services = build_services(settings)
+    services = open_services(settings)
     try:
-        upgrade(services.db.engine)
+        with database_errors(settings):
+            upgrade(services.db.engine)
     finally:
         services.close()
     typer.echo("database is up to date")

@@ -6,13 +6,16 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from reel.cli.admin import _run, _when, console
+from reel.cli.admin import _run, _when
+from reel.cli.common import ReelGroup, fail, print_table
 from reel.service import webhooks
 from reel.service.context import Services
 
-webhooks_app = typer.Typer(help="List and replay webhook deliveries.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="List and replay webhook deliveries.", no_args_is_help=True, cls=ReelGroup
+)
 
 
 @webhooks_app.command("list")
@@ -51,7 +54,15 @@ def list_(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    table = Table("id", "event", "task", "status", "attempts", "last answer", "created")
+    table = Table(
+        Column("id", no_wrap=True),
+        "event",
+        Column("task", no_wrap=True),
+        "status",
+        "attempts",
+        "last answer",
+        "created",
+    )
     for row in rows:
         answer = row["lastStatusCode"] or row["lastError"] or ""
         table.add_row(
@@ -63,7 +74,7 @@ def list_(
             str(answer),
             _when(row["createdAt"]),  # type: ignore[arg-type]
         )
-    console.print(table)
+    print_table(table)
 
 
 @webhooks_app.command("replay")
@@ -77,13 +88,9 @@ def replay(
 ) -> None:
     """Send deliveries again (same webhook-id, fresh attempts and backoff)."""
     if not delivery_ids and not failed:
-        console.print("[red]error:[/red] give delivery ids, or --failed")
-        raise typer.Exit(2)
+        fail("give delivery ids, or --failed", 2)
     ids = _run(lambda services: webhooks.replay(services, delivery_ids, failed=failed))
     missing = set(delivery_ids or ()) - set(ids)
     if missing:
-        console.print(
-            f"[red]error:[/red] unknown or in-flight deliveries: {', '.join(sorted(missing))}"
-        )
-        raise typer.Exit(1)
-    console.print(f"queued {len(ids)} delivery(ies) again: {', '.join(ids) or '-'}")
+        fail(f"unknown or in-flight deliveries: {', '.join(sorted(missing))}")
+    typer.echo(f"queued {len(ids)} delivery(ies) again: {', '.join(ids) or '-'}")

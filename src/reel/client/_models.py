@@ -101,8 +101,10 @@ class TaskStatus:
     """One answer from ``check-status`` (also an item of ``tasks()``).
 
     ``stage`` is the contract's ``progress`` string (``queued``, ``generating``,
-    …); ``percent`` (0-100) and ``queue_position`` are set only while the task
-    is processing and only when the server reports them.
+    …) while the task is processing, and its outcome once it has finished
+    (``completed``, ``failed`` or ``canceled``), so it is never ``None`` for a
+    finished task. ``percent`` (0-100) and ``queue_position`` are set only while
+    the task is processing and only when the server reports them.
     """
 
     status: State
@@ -140,10 +142,13 @@ class TaskStatus:
             or error_code == "TASK_CANCELED"
             or _str(data, "status") in ("canceled", "cancelled")
         )
+        stage = progress if isinstance(progress, str) else None
+        if state != "processing":
+            stage = stage or ("canceled" if canceled else state)
         return cls(
             status=state,
             task_id=_str(data, "taskId") or task_id,
-            stage=progress if isinstance(progress, str) else None,
+            stage=stage,
             percent=percent,
             queue_position=_int(data, "queuePosition"),
             created_at=_datetime(data, "createdAt"),

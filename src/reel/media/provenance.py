@@ -38,7 +38,7 @@ __all__ = [
 TRAINED_ALGORITHMIC_MEDIA: Final = (
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 )
-_INSTALL: Final = "C2PA signing needs the provenance extra: pip install 'reel[provenance]'"
+_INSTALL: Final = "C2PA signing needs the provenance extra: pip install 'reel-server[provenance]'"
 
 Algorithm = Literal["es256", "es384", "es512", "ps256", "ed25519"]
 

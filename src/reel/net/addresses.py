@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Protocol
 
 import httpx
@@ -22,6 +22,7 @@ __all__ = [
     "HostRules",
     "Resolver",
     "check_url",
+    "is_allowed_host",
     "is_ip_literal",
     "is_public_address",
     "system_resolver",
@@ -31,12 +32,17 @@ __all__ = [
 class HostRules(Protocol):
     """The part of a fetch policy that decides where a request may go."""
 
-    #: Test-only escape hatch: these host names / IP literals skip the address and port checks.
+    #: Trusted hosts that skip the address and port checks: ``host:port`` (that port only)
+    #: or a bare ``host`` (any port); names and IP literals compared exactly.
     @property
     def allow_hosts(self) -> frozenset[str]: ...
 
     @property
     def allowed_ports(self) -> frozenset[int]: ...
+
+    #: Appended to address and port refusals: where an operator can allow a host.
+    @property
+    def refusal_hint(self) -> str: ...
 
 
 Resolver = Callable[[str, int], list[str]]
@@ -147,7 +153,9 @@ def check_url(
     The host is resolved once, with ``resolver``. Raises ``FetchError`` if the URL is
     malformed, not http(s), carries user info, uses a port outside ``policy.allowed_ports``,
     spells a number that is not a dotted-quad IPv4, names localhost, or if *any* of its
-    addresses is not public. Hosts in ``policy.allow_hosts`` skip the port and address checks.
+    addresses is not public. Hosts in ``policy.allow_hosts`` (at their port, when the entry
+    names one) skip the port and address checks. The address is judged before the port, so a
+    private address on an odd port is refused for its address.
     """
     target = _parse(url)
     host = target.raw_host.decode("ascii").lower()
@@ -156,21 +164,53 @@ def check_url(
     if not 0 < port < 65536:
         raise FetchError("The URL's port is not valid.")
 
-    if _host_key(host) in {_host_key(h) for h in policy.allow_hosts}:
+    if is_allowed_host(host, port, policy.allow_hosts):
         addresses = [literal] if literal is not None else _resolve(host, port, resolver)
         return target, str(addresses[0])
 
-    if port not in policy.allowed_ports:
-        raise FetchError("The URL's port is not allowed.")
     if literal is not None:
         addresses = [literal]
+    elif _is_localhost(host):
+        raise _refused("The URL points to a local or private address.", policy)
     else:
-        if _is_localhost(host):
-            raise FetchError("The URL points to a local or private address.")
         addresses = _resolve(host, port, resolver)
     if not all(is_public_address(str(addr)) for addr in addresses):
-        raise FetchError("The URL points to a local or private address.")
+        raise _refused("The URL points to a local or private address.", policy)
+    if port not in policy.allowed_ports:
+        allowed = " and ".join(str(p) for p in sorted(policy.allowed_ports))
+        raise _refused(f"The URL's port is not allowed (only {allowed}).", policy)
     return target, str(addresses[0])
+
+
+def _refused(message: str, policy: HostRules) -> FetchError:
+    hint = policy.refusal_hint
+    return FetchError(f"{message} {hint}" if hint else message)
+
+
+def is_allowed_host(host: str, port: int, entries: Iterable[str]) -> bool:
+    """Whether ``host`` at ``port`` is named by an allow-list entry.
+
+    Entries are ``host:port``, ``[v6]:port``, or a bare host / IP literal (any port). Hosts
+    compare exactly (case, a trailing dot and IP spelling aside): no wildcards, no networks.
+    """
+    key = _host_key(host)
+    for entry in entries:
+        entry_host, entry_port = _split_entry(entry)
+        if _host_key(entry_host) == key and entry_port in (None, port):
+            return True
+    return False
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    text = entry.strip().lower()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:  # a name, an IPv4 literal or a bare IPv6 literal
+        host, port_text = text, ""
+    return host, int(port_text) if port_text.isdigit() else None
 
 
 def _parse(url: str) -> httpx.URL:

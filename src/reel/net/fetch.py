@@ -47,13 +47,16 @@ __all__ = [
 class FetchPolicy:
     """What one fetch may do."""
 
-    #: Test-only escape hatch: these host names / IP literals skip the address and port checks.
+    #: Trusted hosts (``host:port``, or ``host`` for any port) that skip the address and port
+    #: checks; see ``reel.net.addresses.is_allowed_host``.
     allow_hosts: frozenset[str] = frozenset()
     max_bytes: int = 20 * 1024 * 1024
     #: Wall-clock budget for the whole fetch: every hop, connect, headers and body.
     timeout: float = 15.0
     max_redirects: int = 3
     allowed_ports: frozenset[int] = frozenset({80, 443})
+    #: Appended to address and port refusals, e.g. which setting allows an internal host.
+    refusal_hint: str = ""
 
 
 # --- fetching --------------------------------------------------------------------------------

@@ -71,13 +71,13 @@ def make_app(settings: Settings, *, max_connections: int = 3) -> procrastinate.A
         import procrastinate
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise QueueUnavailable(
-            "the procrastinate queue needs the scale extra: pip install 'reel[scale]'"
+            "the procrastinate queue needs the scale extra: pip install 'reel-server[scale]'"
         ) from exc
     installed = importlib.metadata.version("procrastinate")
     if installed != PINNED_VERSION:
         raise QueueUnavailable(
             f"this Reel is built for procrastinate {PINNED_VERSION} (its schema is in the "
-            f"migrations), but {installed} is installed: pip install 'reel[scale]'"
+            f"migrations), but {installed} is installed: pip install 'reel-server[scale]'"
         )
     connector = procrastinate.PsycopgConnector(
         conninfo=conninfo(settings), min_size=1, max_size=max_connections

@@ -12,6 +12,12 @@ from reel.queue import Dispatcher, open_dispatcher
 from reel.service.catalog import Catalog, load_catalog
 from reel.storage import Storage, open_storage
 
+#: Where an image-URL refusal points: the operator setting that allows a trusted internal host.
+IMAGE_HOST_HINT = (
+    "A server operator can allow a trusted internal image host with "
+    "REEL_IMAGE_FETCH_ALLOW_HOSTS=host:port (see docs/configuration.md)."
+)
+
 
 @dataclass(frozen=True)
 class Services:
@@ -28,6 +34,7 @@ class Services:
             allow_hosts=frozenset(s.image_fetch_allow_hosts),
             max_bytes=s.image_max_bytes,
             timeout=s.image_fetch_timeout,
+            refusal_hint=IMAGE_HOST_HINT,
         )
 
     @property

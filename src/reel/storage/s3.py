@@ -102,7 +102,7 @@ def open_s3(settings: Settings) -> S3Storage:
         from botocore.config import Config
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise StorageError(
-            "REEL_STORAGE=s3 needs the scale extra: pip install 'reel[scale]'"
+            "REEL_STORAGE=s3 needs the scale extra: pip install 'reel-server[scale]'"
         ) from exc
     if not settings.s3_bucket:
         raise StorageError("REEL_STORAGE=s3 needs REEL_S3_BUCKET")

@@ -35,5 +35,6 @@ def playground(request: Request, services: ServicesDep) -> Response:
         durations=pricing.DURATIONS,
         default_duration=pricing.DEFAULT_DURATION,
         max_prompt=services.settings.max_prompt_length,
-        sandbox=any(t["engine"] == "sandbox" for t in tiers),
+        sandbox=[t["value"] for t in tiers if t["engine"] == "sandbox"],
+        all_sandbox=all(t["engine"] == "sandbox" for t in tiers),
     )

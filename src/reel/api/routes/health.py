@@ -17,6 +17,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# HEAD answers as GET does, without a body (load balancers and `curl -I` use it).
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+
+
 @router.get(
     "/readyz",
     summary="The database answers and its schema is current",
@@ -32,3 +36,6 @@ def readyz(services: ServicesDep) -> JSONResponse:
     if not schema_ok:
         return JSONResponse({"status": "unavailable", "reason": "schema not migrated"}, 503)
     return JSONResponse({"status": "ok"})
+
+
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)

@@ -39,6 +39,10 @@ def media(key: str, exp: int, sig: str, services: ServicesDep) -> Response:
     return file_response(storage, key)
 
 
+# HEAD: the same checks and headers (size, type, ranges), no body.
+router.add_api_route("/media/{key:path}", media, methods=["HEAD"], include_in_schema=False)
+
+
 #: Lifetime of the presigned link a download route redirects to on object storage.
 _REDIRECT_TTL = 300
 

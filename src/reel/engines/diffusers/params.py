@@ -240,5 +240,5 @@ def require_packages(label: str, names: Iterable[str]) -> None:
     if missing:
         raise EngineConfigError(
             f"{label}: needs the gpu extra (missing {', '.join(missing)}): "
-            "pip install 'reel[gpu]' (see docs/models.md)"
+            "pip install 'reel-server[gpu]' (see docs/models.md)"
         )
