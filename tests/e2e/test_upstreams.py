@@ -19,6 +19,8 @@ from tests.fakeupstreams import FakeFal, tiny_mp4
 from tests.imageserver import image_server, png_bytes
 
 SIGNING_KEY = "e2e-signing-key-at-least-32-characters"
+#: Frames of the fake upstream's result: 10 s at 8 fps, as long as the tasks sold.
+FULL_LENGTH = 80
 
 
 def fal_reel(tmp_path: Path, fal_url: str, params: str, **env: str) -> ReelServer:
@@ -52,7 +54,7 @@ sora2-pro-high = "wan-fal"
 
 
 def test_image_to_video_through_a_hosted_upstream(tmp_path: Path) -> None:
-    mp4 = tiny_mp4(tmp_path)
+    mp4 = tiny_mp4(tmp_path, frames=FULL_LENGTH)
     png = png_bytes(96, 64)
     with (
         FakeFal(mp4, queue_s=0.3, run_s=0.6) as fal,
@@ -92,14 +94,14 @@ def test_image_to_video_through_a_hosted_upstream(tmp_path: Path) -> None:
             assert video.status_code == 200 and video.content == mp4
             out = tmp_path / "got.mp4"
             out.write_bytes(video.content)
-            assert probe(out).frames == 8
+            assert probe(out).frames == FULL_LENGTH
             assert "e2e-key" not in server.log()
 
 
 def test_fal_webhook_wakes_the_worker_long_before_its_next_poll(tmp_path: Path) -> None:
     """``webhook = true``: fal calls Reel's signed link when the job ends; the worker, which
     would otherwise ask again only after 60 s, fetches the result at once."""
-    mp4 = tiny_mp4(tmp_path)
+    mp4 = tiny_mp4(tmp_path, frames=FULL_LENGTH)
     with FakeFal(mp4, queue_s=0.2, run_s=1.0) as fal:
         server = fal_reel(
             tmp_path,

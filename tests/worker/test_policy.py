@@ -283,7 +283,7 @@ def test_an_upstream_result_is_signed_with_its_model_and_engine(
     services: Services, chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_FAL_KEY", "fal-secret-123")
-    with FakeFal(tiny_mp4(tmp_path)) as fal:
+    with FakeFal(tiny_mp4(tmp_path, frames=80)) as fal:  # 10 s, the length sold
         hosted = with_settings(
             services,
             models_file=models_file(tmp_path, "fal", fal_params(fal)),
@@ -297,7 +297,7 @@ def test_an_upstream_result_is_signed_with_its_model_and_engine(
             task_id = stack.seed().json()["taskId"]
             assert run_once(Runner(hosted))
     video = stack.stored(task_id, tmp_path)
-    assert probe(video).frames == 8 and probe(video).has_audio  # the upstream's sound is kept
+    assert probe(video).frames == 80 and probe(video).has_audio  # the upstream's sound is kept
     summary = read_manifest(video, trust_anchors_pem=chain.root_pem)
     assert summary is not None and summary.validation_state == "Trusted"
     assert summary.actions[0]["softwareAgent"]["name"] == "Reel, model hosted (fal)"  # type: ignore[index]

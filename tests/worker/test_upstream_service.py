@@ -61,7 +61,7 @@ def models_file(tmp: Path, engine: str, params: Mapping[str, object]) -> Path:
 
 @pytest.fixture(scope="module")
 def mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tiny_mp4(tmp_path_factory.mktemp("mp4"))
+    return tiny_mp4(tmp_path_factory.mktemp("mp4"), frames=120)  # 15 s: any task's length
 
 
 class Stack:

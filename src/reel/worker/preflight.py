@@ -3,7 +3,9 @@
 Each engine checks its own ``params`` and files without loading weights (a missing download
 is named file by file). A model that serves a tier must also do both modes: the tier takes
 ``imageToVideo`` requests, and 10/15 s videos are chained segment by segment, each one
-image-to-video from the last frame of the one before.
+image-to-video from the last frame of the one before. A model that makes only some lengths
+(an upstream's ``durations``) must make every length its tiers sell on either surface: a
+shorter video must never be sold as the longer one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Iterable
 from reel.config import Settings
 from reel.engines.base import EngineConfigError
 from reel.engines.registry import check_engine
+from reel.service import pricing
 from reel.service.catalog import Catalog
+from reel.types import Tier
 
 __all__ = ["check_models"]
 
@@ -29,6 +33,17 @@ def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) ->
         tiers = sorted(tier.value for tier, model in catalog.tiers.items() if model == name)
         if not tiers:
             continue
+        if caps.durations is not None:
+            sold = set().union(*(sold_durations(Tier(t)) for t in tiers))
+            missing = sorted(sold - caps.durations)
+            if missing:
+                raise EngineConfigError(
+                    f"model {name!r} serves tier(s) {', '.join(tiers)}, which sell "
+                    f"{', '.join(f'{d} s' for d in missing)} videos, but it makes only "
+                    f"{', '.join(f'{d} s' for d in sorted(caps.durations))} (its upstreams' "
+                    "durations). Add an upstream that makes those lengths, or map the tier "
+                    "to another model (docs/upstreams.md)"
+                )
         lacking = [
             mode
             for mode, able in (
@@ -45,3 +60,10 @@ def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) ->
                 "model an image-to-video capable checkpoint (e.g. Wan2.2-TI2V-5B, or "
                 "i2v_model_dir for Wan 2.1) or map the tier to another model (docs/models.md)"
             )
+
+
+def sold_durations(tier: Tier) -> set[int]:
+    """Every length a tier is sold at: the Sora 2 contract's and ``/v1/videos``'."""
+    return {s for t, s in pricing.CREDITS if t == tier} | {
+        s for t, s in pricing.OPENAI_CREDITS if t == tier
+    }

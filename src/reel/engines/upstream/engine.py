@@ -16,7 +16,13 @@ from typing import ClassVar
 import httpx
 
 from reel.config import Settings
-from reel.engines.base import EngineConfigError, EngineOutput, GenerationRequest, ProgressSink
+from reel.engines.base import (
+    Capabilities,
+    EngineConfigError,
+    EngineOutput,
+    GenerationRequest,
+    ProgressSink,
+)
 from reel.engines.upstream.client import UpstreamClient
 from reel.engines.upstream.health import Health
 from reel.engines.upstream.messages import MISCONFIGURED
@@ -96,6 +102,12 @@ class UpstreamEngine:
             ),
             unusable=unusable,
         )
+
+    @classmethod
+    def check(cls, *, params: Mapping[str, object], settings: Settings) -> Capabilities:
+        """The models file's ``params`` without contacting anyone: its modes and lengths."""
+        del settings  # credentials are looked up when the engine loads
+        return parse_params(params, default_kind=cls.default_kind).capabilities()
 
     @property
     def download_policy(self) -> FetchPolicy:

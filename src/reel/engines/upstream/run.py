@@ -66,7 +66,9 @@ class TaskRun(RunState):
         output = self._resume()
         if output is not None:
             return output
-        eligible = [u for u in self.engine.upstreams if self.req.mode in u.spec.modes]
+        eligible = [
+            u for u in self.engine.upstreams if u.spec.makes(self.req.mode, self.req.duration_s)
+        ]
         if not eligible:
             log.error(
                 "task %s: no upstream of %s serves %s",

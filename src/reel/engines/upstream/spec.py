@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from reel.engines.base import EngineConfigError
+from reel.engines.base import Capabilities, EngineConfigError
 from reel.engines.upstream.mapping import check_templates
 from reel.types import Mode
 
@@ -87,6 +87,10 @@ class UpstreamSpec(BaseModel):
     #: Dotted path of the video URL in the result (``video.url``; list items by index).
     result_path: str = ""
     modes: tuple[Mode, ...] = (Mode.TEXT_TO_VIDEO, Mode.IMAGE_TO_VIDEO)
+    #: Whole-second lengths the upstream model makes (``[5, 10]``); empty: any length asked
+    #: for. A task of another length is never sent to it, and a tier whose lengths no upstream
+    #: of its model makes is refused when a worker starts.
+    durations: tuple[int, ...] = ()
     #: The model can make sound: ask for it (``sound_field = true`` in every request). The
     #: result is stored as delivered, with its audio track.
     sound: bool = False
@@ -167,6 +171,10 @@ class UpstreamSpec(BaseModel):
     def endpoint_for(self, mode: Mode) -> str:
         return self.image_endpoint if mode == Mode.IMAGE_TO_VIDEO else self.endpoint
 
+    def makes(self, mode: Mode, duration_s: float) -> bool:
+        """Whether a task of this mode and length may be sent here."""
+        return mode in self.modes and (not self.durations or round(duration_s) in self.durations)
+
 
 class UpstreamParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -181,6 +189,18 @@ class UpstreamParams(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("upstream names must be unique within a model")
         return self
+
+    def capabilities(self) -> Capabilities:
+        """What the model can do with failover: a mode or a length any upstream serves."""
+        durations: set[int] | None = set()
+        for spec in self.upstreams:
+            if durations is not None:
+                durations = None if not spec.durations else durations | set(spec.durations)
+        return Capabilities(
+            text_to_video=any(Mode.TEXT_TO_VIDEO in u.modes for u in self.upstreams),
+            image_to_video=any(Mode.IMAGE_TO_VIDEO in u.modes for u in self.upstreams),
+            durations=None if durations is None else frozenset(durations),
+        )
 
 
 def parse_params(params: Mapping[str, object], *, default_kind: Kind | None) -> UpstreamParams:
