@@ -142,7 +142,7 @@ def test_private_and_unlisted_targets_are_refused(server: ReelServer) -> None:
             assert answer.json()["errorCode"] == "INVALID_PARAMETER"
             assert answer.json()["param"] == "callBackUrl"
         refused = server.cli("keys", "webhook", str(key["id"]), "http://127.0.0.2/", check=False)
-        assert refused.returncode == 1 and "private" in refused.stdout
+        assert refused.returncode == 1 and "private" in refused.stderr
         # A target that turned private after it was set (e.g. its DNS changed) is refused at
         # delivery time, recorded, and not retried.
         with sqlite3.connect(server.data_dir / "reel.db") as db:
@@ -165,7 +165,7 @@ def test_private_and_unlisted_targets_are_refused(server: ReelServer) -> None:
 def test_secret_rotation(server: ReelServer) -> None:
     key = server.create_key(credits=50, name="rotor")
     shown = server.cli("keys", "webhook-secret", str(key["id"]), check=False)
-    assert shown.returncode == 2 and "--rotate" in shown.stdout
+    assert shown.returncode == 2 and "--rotate" in shown.stderr
     rotated = server.cli("keys", "webhook-secret", str(key["id"]), "--rotate")
     new_secret = rotated.stdout.strip().splitlines()[-1]
     assert new_secret.startswith("whsec_") and new_secret != key["webhookSecret"]
