@@ -94,7 +94,8 @@ class Capabilities:
 
     text_to_video: bool = True
     image_to_video: bool = True
-    #: Whole-second video lengths it makes; ``None``: any length asked for.
+    #: Whole-second video lengths it makes (a longer one may serve a shorter request);
+    #: ``None``: any length asked for.
     durations: frozenset[int] | None = None
 
 

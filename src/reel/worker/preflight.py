@@ -4,7 +4,7 @@ Each engine checks its own ``params`` and files without loading weights (a missi
 is named file by file). A model that serves a tier must also do both modes: the tier takes
 ``imageToVideo`` requests, and 10/15 s videos are chained segment by segment, each one
 image-to-video from the last frame of the one before. A model that makes only some lengths
-(an upstream's ``durations``) must make every length its tiers sell on either surface: a
+(an upstream's ``durations``) must reach every length its tiers sell on either surface: a
 shorter video must never be sold as the longer one.
 """
 
@@ -35,14 +35,14 @@ def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) ->
             continue
         if caps.durations is not None:
             sold = set().union(*(sold_durations(Tier(t)) for t in tiers))
-            missing = sorted(sold - caps.durations)
+            longest = max(caps.durations, default=0)
+            missing = sorted(d for d in sold if d > longest)
             if missing:
                 raise EngineConfigError(
                     f"model {name!r} serves tier(s) {', '.join(tiers)}, which sell "
-                    f"{', '.join(f'{d} s' for d in missing)} videos, but it makes only "
-                    f"{', '.join(f'{d} s' for d in sorted(caps.durations))} (its upstreams' "
-                    "durations). Add an upstream that makes those lengths, or map the tier "
-                    "to another model (docs/upstreams.md)"
+                    f"{', '.join(f'{d} s' for d in missing)} videos, but its upstreams make at "
+                    f"most {longest} s (their durations). Add an upstream that makes those "
+                    "lengths, or map the tier to another model (docs/upstreams.md)"
                 )
         lacking = [
             mode

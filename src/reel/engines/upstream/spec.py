@@ -88,8 +88,9 @@ class UpstreamSpec(BaseModel):
     result_path: str = ""
     modes: tuple[Mode, ...] = (Mode.TEXT_TO_VIDEO, Mode.IMAGE_TO_VIDEO)
     #: Whole-second lengths the upstream model makes (``[5, 10]``); empty: any length asked
-    #: for. A task of another length is never sent to it, and a tier whose lengths no upstream
-    #: of its model makes is refused when a worker starts.
+    #: for. A task longer than all of them is never sent to it (a shorter one may be: map its
+    #: ``{duration}`` to a length the model makes in ``input``), and a tier selling a length
+    #: no upstream of its model reaches is refused when a worker starts.
     durations: tuple[int, ...] = ()
     #: The model can make sound: ask for it (``sound_field = true`` in every request). The
     #: result is stored as delivered, with its audio track.
@@ -173,7 +174,9 @@ class UpstreamSpec(BaseModel):
 
     def makes(self, mode: Mode, duration_s: float) -> bool:
         """Whether a task of this mode and length may be sent here."""
-        return mode in self.modes and (not self.durations or round(duration_s) in self.durations)
+        return mode in self.modes and (
+            not self.durations or max(self.durations) >= round(duration_s)
+        )
 
 
 class UpstreamParams(BaseModel):
