@@ -73,8 +73,16 @@ class Settings(BaseSettings):
     #: default; see docs/configuration.md for the risk.
     image_fetch_allow_hosts: CommaList = ()
     image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    image_max_pixels: int = Field(default=40_000_000, ge=1)
-    image_fetch_timeout: float = Field(default=15.0, gt=0)
+    #: Largest start image, in pixels (16 MP: far above the largest tier's 2 MP).
+    image_max_pixels: int = Field(default=16_000_000, ge=1)
+    image_fetch_timeout: float = Field(default=5.0, gt=0)
+    #: Start images downloaded / decoded at once by one API process; more are refused (503).
+    image_fetch_concurrency: int = Field(default=8, ge=1)
+    image_decode_concurrency: int = Field(default=2, ge=1)
+    #: Start images one API key may have in progress at once; more are refused (429).
+    image_inflight_per_key: int = Field(default=2, ge=1)
+    #: Failed image downloads allowed per key (``limits`` notation), per API process.
+    image_fetch_failures: str = "20/minute"
 
     # --- task lifecycle ---------------------------------------------------------------
     max_queue_wait: float = Field(default=3600.0, gt=0)

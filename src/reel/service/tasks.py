@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, Task
 from reel.media.errors import MediaError
-from reel.media.images import decode_image, fetch_image
 from reel.queue import Dispatcher
 from reel.service import ledger, lifecycle, moderation, pricing, retention, webhooks
 from reel.service.clock import now
@@ -28,6 +27,7 @@ from reel.service.errors import (
     TaskNotCancelable,
     TaskNotFound,
 )
+from reel.service.startimages import start_images
 from reel.storage import StorageError
 from reel.storage.naming import input_image_key
 from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
@@ -119,7 +119,7 @@ def create(
         extra[moderation.MODERATION] = {"prompt": verdict.record()}
     image_key = None
     if cmd.image_urls or cmd.image_data is not None:
-        image_key = _store_start_image(services, task_id, cmd)
+        image_key = _store_start_image(services, key.id, task_id, cmd)
     elif cmd.source_image_key:
         image_key = _copy_start_image(services, task_id, cmd.source_image_key)
     width, height = cmd.size or pricing.frame_size(cmd.tier, cmd.aspect)
@@ -194,15 +194,21 @@ def _check_active(
         )
 
 
-def _store_start_image(services: Services, task_id: str, cmd: NewTask) -> str:
-    """Fetch the first image URL safely, once (or decode the upload); the task uses the
-    re-encoded copy from now on."""
+def _store_start_image(services: Services, key_id: str, task_id: str, cmd: NewTask) -> str:
+    """Fetch the first image URL safely, once (or decode the upload), in the start-image pools
+    and within the key's limits; the task uses the re-encoded copy, no larger than its video
+    needs, from now on."""
     max_pixels = services.settings.image_max_pixels
+    fit = cmd.size or pricing.frame_size(cmd.tier, cmd.aspect)
+    images = start_images(services.settings)
     try:
         if cmd.image_data is not None:
-            image = decode_image(cmd.image_data, max_pixels=max_pixels)
+            image = images.from_upload(key_id, cmd.image_data, max_pixels=max_pixels, fit=fit)
         else:
-            image = fetch_image(cmd.image_urls[0], services.fetch_policy, max_pixels=max_pixels)
+            url = cmd.image_urls[0]
+            image = images.from_url(
+                key_id, url, services.fetch_policy, max_pixels=max_pixels, fit=fit
+            )
     except MediaError as exc:
         if cmd.image_data is not None:
             raise InvalidParameter(
