@@ -142,7 +142,7 @@ class TaskPage(BaseModel):
     )
 
     @model_serializer(mode="wrap")
-    def _always_cursor(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+    def _always_cursor(self, handler: SerializerFunctionWrapHandler):
         # The route leaves empty fields out of each task (response_model_exclude_none); the
         # cursor is required by the schema, so it stays, null on the last page. (No return
         # annotation: pydantic would take it as the serialized schema.)
