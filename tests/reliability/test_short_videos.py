@@ -13,9 +13,10 @@ from reel.config import Settings
 from reel.engines.base import EngineConfigError
 from reel.service.catalog import Catalog, load_catalog
 from reel.types import TaskStatus
+from reel.worker.lengths import SHORT_FRAMES_TOLERATED
 from reel.worker.preflight import check_models
 from reel.worker.process import run_once
-from reel.worker.runner import SHORT_FRAMES_TOLERATED, Runner
+from reel.worker.runner import Runner
 from tests.fakeupstreams import FakeVideos, tiny_mp4
 from tests.worker.test_upstream_service import Stack, models_file, stack_for, vid_params
 

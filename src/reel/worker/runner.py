@@ -25,7 +25,6 @@ from reel.engines.base import (
 )
 from reel.engines.registry import load_engine
 from reel.media.previews import spritesheet, thumbnail
-from reel.media.video import VideoError, probe
 from reel.queue import claim_next, claim_task
 from reel.service import lifecycle
 from reel.service.catalog import ModelSpec
@@ -35,41 +34,13 @@ from reel.storage import StorageError, naming
 from reel.storage.naming import preview_keys
 from reel.storage.signing import callback_path
 from reel.types import Mode, Stage, TaskStatus
+from reel.worker.lengths import check_length
 from reel.worker.outputs import Finisher, Withheld
 from reel.worker.preflight import check_models
 from reel.worker.progress import AbortReason, ProgressReporter
 
 _MISCONFIGURED = "The model serving this task is misconfigured; the operator has been notified"
-#: How much shorter than sold a video may be, in frames (encoders round the last one or two).
-SHORT_FRAMES_TOLERATED = 2
 log = logging.getLogger("reel.worker")
-
-
-def _check_length(task: Task, video: Path) -> None:
-    """Every engine's video is probed before delivery: one shorter than what was sold (beyond
-    a frame or two) is never stored or charged as the longer one; the task fails, refunded."""
-    try:
-        info = probe(video)
-    except VideoError as exc:
-        log.warning("task %s: the engine's video does not decode: %s", task.id, exc)
-        raise Withheld(
-            "GENERATION_FAILED", "The video could not be read back", retryable=False
-        ) from exc
-    if info.duration_s + SHORT_FRAMES_TOLERATED / info.fps < task.duration_s - 1e-6:
-        log.warning(
-            "task %s: the engine returned %.2f s for a %d s task (%d frames at %.2f fps)",
-            task.id,
-            info.duration_s,
-            task.duration_s,
-            info.frames,
-            info.fps,
-        )
-        raise Withheld(
-            "GENERATION_FAILED",
-            f"The video came back shorter than requested ({info.duration_s:.1f} s of "
-            f"{task.duration_s} s); your credits have been refunded",
-            retryable=False,
-        )
 
 
 class Runner:
@@ -201,7 +172,7 @@ class Runner:
                 req = self._request(task, work, spec.params, lease)
                 reporter(Stage.GENERATING, 0.0)
                 output = engine.generate(req, reporter)
-                _check_length(task, output.path)
+                check_length(task, output.path)
                 reporter(Stage.STORING, 99.0)
                 delivered = self._finisher.finish(
                     task, lease, output, engine=engine.name, image_path=req.image_path
