@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
+from reel.db.session import changed
 from reel.service import ledger, webhooks
 from reel.service.clock import now
 from reel.service.moderation import MODERATION
@@ -125,7 +126,7 @@ def save_engine_state(session: Session, lease: Lease, state: Mapping[str, object
     if task is None:
         return False
     extra = {**(task.extra or {}), ENGINE_STATE: dict(state)}
-    return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
+    return bool(changed(session.execute(update(Task).where(_held(lease)).values(extra=extra))))
 
 
 def note(session: Session, lease: Lease, key: str, value: Mapping[str, object]) -> bool:
@@ -134,7 +135,7 @@ def note(session: Session, lease: Lease, key: str, value: Mapping[str, object]) 
     if task is None:
         return False
     extra = {**(task.extra or {}), key: dict(value)}
-    return bool(session.execute(update(Task).where(_held(lease)).values(extra=extra)).rowcount)
+    return bool(changed(session.execute(update(Task).where(_held(lease)).values(extra=extra))))
 
 
 def note_upstream_callback(session: Session, task_id: str) -> bool:
@@ -152,11 +153,13 @@ def note_upstream_callback(session: Session, task_id: str) -> bool:
         return False
     extra = {**(task.extra or {}), UPSTREAM_CALLBACK: now()}
     return bool(
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
-            .values(extra=extra)
-        ).rowcount
+        changed(
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+                .values(extra=extra)
+            )
+        )
     )
 
 
@@ -182,21 +185,23 @@ def complete(
     if task is not None and (metadata or ENGINE_STATE in (task.extra or {})):
         kept = {k: v for k, v in (task.extra or {}).items() if k != ENGINE_STATE}
         values["extra"] = {**kept, **(metadata or {})}
-    done = session.execute(
-        update(Task)
-        .where(_held(lease))
-        .values(
-            status=TaskStatus.COMPLETED,
-            video_key=video_key,
-            engine=engine,
-            generation_seconds=generation_seconds,
-            finished_at=now(),
-            stage=Stage.STORING,
-            percent=100.0,
-            lease_until=None,
-            **values,
+    done = changed(
+        session.execute(
+            update(Task)
+            .where(_held(lease))
+            .values(
+                status=TaskStatus.COMPLETED,
+                video_key=video_key,
+                engine=engine,
+                generation_seconds=generation_seconds,
+                finished_at=now(),
+                stage=Stage.STORING,
+                percent=100.0,
+                lease_until=None,
+                **values,
+            )
         )
-    ).rowcount
+    )
     if done:
         webhooks.record_event(session, lease.task_id, TaskStatus.COMPLETED)
     return bool(done)
@@ -216,9 +221,11 @@ def fail(
     if task is None:
         return None
     if retryable and task.attempts < task.max_attempts:
-        moved = session.execute(
-            update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, error_message=message)
-        ).rowcount
+        moved = changed(
+            session.execute(
+                update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, error_message=message)
+            )
+        )
         return TaskStatus.QUEUED if moved else None
     return _finish_refunded(session, _held(lease), TaskStatus.FAILED, code, message, engine)
 
@@ -234,9 +241,11 @@ def cancel_running(session: Session, lease: Lease) -> bool:
 
 def release(session: Session, lease: Lease) -> bool:
     """Hand the task back without spending the attempt (the worker is draining)."""
-    moved = session.execute(
-        update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, attempts=Task.attempts - 1)
-    ).rowcount
+    moved = changed(
+        session.execute(
+            update(Task).where(_held(lease)).values(**_BACK_TO_QUEUE, attempts=Task.attempts - 1)
+        )
+    )
     return bool(moved)
 
 
@@ -290,7 +299,7 @@ def reap(session: Session, *, max_queue_wait: float) -> Reaped:
         lease = Lease(task_id, worker_id or "", attempts)
         guard = _held(lease) & (Task.lease_until < t)
         if attempts < max_attempts:
-            if session.execute(update(Task).where(guard).values(**_BACK_TO_QUEUE)).rowcount:
+            if changed(session.execute(update(Task).where(guard).values(**_BACK_TO_QUEUE))):
                 requeued.append(task_id)
         elif _finish_refunded(
             session,

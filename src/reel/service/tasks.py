@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, Task
+from reel.db.session import changed
 from reel.media.errors import MediaError
 from reel.queue import Dispatcher
 from reel.service import ledger, lifecycle, moderation, pricing, retention, webhooks
@@ -312,27 +313,31 @@ def _cancel(session: Session, task: Task, dispatcher: Dispatcher) -> None:
     """Queued: canceled, refunded and its job withdrawn now. Running: flagged (and the queue
     asked to abort it); the worker stops at its next step and refunds then."""
     if task.status == TaskStatus.QUEUED:
-        done = session.execute(
-            update(Task)
-            .where(Task.id == task.id, Task.status == TaskStatus.QUEUED)
-            .values(
-                status=TaskStatus.CANCELED,
-                finished_at=now(),
-                error_code="TASK_CANCELED",
-                error_message="Canceled by request",
-                cancel_requested=True,
+        done = changed(
+            session.execute(
+                update(Task)
+                .where(Task.id == task.id, Task.status == TaskStatus.QUEUED)
+                .values(
+                    status=TaskStatus.CANCELED,
+                    finished_at=now(),
+                    error_code="TASK_CANCELED",
+                    error_message="Canceled by request",
+                    cancel_requested=True,
+                )
             )
-        ).rowcount
+        )
         if done:
             ledger.refund_task(session, task.id, note="canceled")
             webhooks.record_event(session, task.id, TaskStatus.CANCELED)
             dispatcher.cancel(session, task)
     elif task.status == TaskStatus.RUNNING:
-        flagged = session.execute(
-            update(Task)
-            .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
-            .values(cancel_requested=True)
-        ).rowcount
+        flagged = changed(
+            session.execute(
+                update(Task)
+                .where(Task.id == task.id, Task.status == TaskStatus.RUNNING)
+                .values(cancel_requested=True)
+            )
+        )
         if flagged:
             dispatcher.cancel(session, task)
 
