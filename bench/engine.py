@@ -13,6 +13,9 @@ also scaling and MP4 encoding). Prompt encoding is left out of both.
         --width 832 --height 480 --frames 81 --steps 12 --warmup 2 --compile
     # the full-size architecture with random weights (nothing downloaded)
     python bench/engine.py --random-weights wan2.1-1.3b --width 832 --height 480 --frames 81
+    # LTX-2 (19B + Gemma 3 12B, random weights): video and sound, 10 s at 24 fps
+    python bench/engine.py --random-weights ltx2-19b --width 1280 --height 704 --frames 241 \
+        --fps 24 --steps 10 --warmup 2 --full-steps 40
     # a tiny architecture on a CPU, to check the script itself
     python bench/engine.py --random-weights tiny-wan-ti2v --device cpu --dtype float32 \\
         --width 64 --height 32 --frames 9 --steps 4 --warmup 1 --full-steps 50
@@ -130,6 +133,25 @@ def injected_engine(
     pipe: Any, kind: str, params: dict[str, object], settings: Settings
 ) -> DiffusersEngine:
     """An engine driving an in-memory (random-weight) pipeline instead of loading a folder."""
+    if kind == "ltx2":
+        from reel.engines.diffusers.ltx2 import LTX2_DEFAULTS, LTX2Engine, ltx2_pipelines
+
+        ltx2_info = ModelInfo(
+            Capabilities(),
+            LTX2_DEFAULTS,
+            max(32, pipe.vae_spatial_compression_ratio),
+            pipe.vae_temporal_compression_ratio,
+        )
+
+        class InjectedLTX2(LTX2Engine):
+            @classmethod
+            def _inspect(cls, p: DiffusersParams) -> ModelInfo:  # noqa: ARG003
+                return ltx2_info
+
+            def _load(self, dtype: Any, vae_dtype: Any) -> LoadedPipelines:  # noqa: ARG002
+                return ltx2_pipelines(pipe)
+
+        return InjectedLTX2(params=params, settings=settings)
     base: type[DiffusersEngine] = LTXEngine if kind == "ltx" else WanEngine
     if kind == "ltx":
         multiple = pipe.vae_spatial_compression_ratio * pipe.transformer_spatial_patch_size
@@ -194,7 +216,7 @@ def main() -> None:
             a for a in ARCHS if a != "tiny-wan-i2v"
         ],  # text-to-video ones help="build this architecture with random weights"
     )
-    ap.add_argument("--engine", choices=["wan", "ltx"], help="engine for --model-dir")
+    ap.add_argument("--engine", choices=["wan", "ltx", "ltx2"], help="engine for --model-dir")
     ap.add_argument("--width", type=int, default=832)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--frames", type=int, default=81)
@@ -226,7 +248,8 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    kind = args.engine or ("ltx" if args.random_weights and "ltx" in args.random_weights else "wan")
+    arch = args.random_weights or ""
+    kind = args.engine or ("ltx2" if "ltx2" in arch else "ltx" if "ltx" in arch else "wan")
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="reel-bench-")))
     t0 = time.perf_counter()
     if args.random_weights:

@@ -12,6 +12,7 @@ from reel.config import Settings
 from reel.engines.base import Capabilities, EngineConfigError
 from reel.engines.diffusers.geometry import ModelInfo, plan_geometry
 from reel.engines.diffusers.ltx import LTXEngine
+from reel.engines.diffusers.ltx2 import LTX2Engine
 from reel.engines.diffusers.model_files import missing_files
 from reel.engines.diffusers.params import (
     DiffusersParams,
@@ -228,12 +229,17 @@ def test_example_models_file_is_valid(text: str, tmp_path: Path) -> None:
     path.write_text(text)
     catalog = load_catalog(path)
     settings = Settings(data_dir=tmp_path, models_file=path)
-    extras = {"wan": WanEngine.extra_keys, "ltx": LTXEngine.extra_keys}
+    extras = {
+        "wan": WanEngine.extra_keys,
+        "ltx": LTXEngine.extra_keys,
+        "ltx2": LTX2Engine.extra_keys,
+    }
     for spec in catalog.models.values():
         p = parse_params(
             spec.params, label=spec.engine, extra_keys=extras[spec.engine], settings=settings
         )
         assert p.model_dir.is_absolute()
     assert set(catalog.tiers.values()) <= set(catalog.models)
+    assert {catalog.models[name].engine for name in catalog.tiers.values()} == {"ltx2"}
     if text != EXAMPLE.read_text():
-        assert {"ltx-video", "wan21-1_3b"} <= set(catalog.models)
+        assert {"ltx-video", "wan21-1_3b", "wan22-ti2v-5b"} <= set(catalog.models)

@@ -45,7 +45,7 @@ from reel.types import Mode
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LTX2_DEFAULTS", "LTX2Engine"]
+__all__ = ["LTX2_DEFAULTS", "LTX2Engine", "LTX2Pipelines", "ltx2_pipelines"]
 
 _CLASSES: Final = frozenset({"LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline"})
 _COMPONENTS: Final = (
@@ -78,7 +78,7 @@ _NO_GUIDANCE: Final[dict[str, object]] = {
 
 
 @dataclass(slots=True)
-class _Pipelines(LoadedPipelines):
+class LTX2Pipelines(LoadedPipelines):
     #: Continuation from the previous pass's last frames.
     cond: Any = None
     #: Latent upsampler (x2), when ``upsampler_dir`` is set.
@@ -130,40 +130,19 @@ class LTX2Engine(DiffusersEngine):
         return (*super()._slot_key(), p.upsampler_dir.resolve() if p.upsampler_dir else None)
 
     def _load(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> LoadedPipelines:
-        from diffusers import (
-            DiffusionPipeline,
-            LTX2ConditionPipeline,
-            LTX2ImageToVideoPipeline,
-            LTX2LatentUpsamplePipeline,
-            LTX2Pipeline,
-        )
+        from diffusers import DiffusionPipeline
         from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
         p = self._params
         main = DiffusionPipeline.from_pretrained(
             str(p.model_dir), local_files_only=True, dtype={"default": dtype, "vae": vae_dtype}
         )
-        # Not from_pipe(): it casts every shared module to one dtype.
-        modules: dict[str, Any] = {name: getattr(main, name) for name in _COMPONENTS}
-        modules.update({name: getattr(main, name, None) for name in _OPTIONAL})
-        t2v = main if type(main) is LTX2Pipeline else LTX2Pipeline(**modules)
-        i2v = LTX2ImageToVideoPipeline(**modules)
-        cond = main if type(main) is LTX2ConditionPipeline else LTX2ConditionPipeline(**modules)
-        upsample = None
+        upsampler = None
         if p.upsampler_dir is not None:
             upsampler = LTX2LatentUpsamplerModel.from_pretrained(
                 str(p.upsampler_dir), local_files_only=True, torch_dtype=vae_dtype
             )
-            upsample = LTX2LatentUpsamplePipeline(vae=main.vae, latent_upsampler=upsampler)
-        return _Pipelines(
-            t2v=t2v,
-            i2v=i2v,
-            transformers=[main.transformer],
-            vaes=[main.vae, main.audio_vae],
-            others=[pipe for pipe in (cond, upsample) if pipe is not None],
-            cond=cond,
-            upsample=upsample,
-        )
+        return ltx2_pipelines(main, upsampler)
 
     # --- one request -------------------------------------------------------------------------
     def _generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
@@ -187,7 +166,7 @@ class LTX2Engine(DiffusersEngine):
                 raise EngineError("Image-to-video needs a start image")
             start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
         pipes = self._pipelines(progress)
-        if not isinstance(pipes, _Pipelines):  # pragma: no cover - _load builds them
+        if not isinstance(pipes, LTX2Pipelines):  # pragma: no cover - _load builds them
             raise TypeError("LTX-2 pipelines expected")
         tracker = StepProgress(progress, geometry.plan)
         rate = int(pipes.t2v.vocoder.config.output_sampling_rate)
@@ -232,7 +211,7 @@ class LTX2Engine(DiffusersEngine):
 
     def _pass(
         self,
-        pipes: _Pipelines,
+        pipes: LTX2Pipelines,
         prompt: str,
         geometry: Geometry,
         segment: Segment,
@@ -315,6 +294,35 @@ class LTX2Engine(DiffusersEngine):
         if p.modality_scale is not None:
             kwargs["modality_scale"] = kwargs["audio_modality_scale"] = p.modality_scale
         return kwargs
+
+
+def ltx2_pipelines(main: Any, upsampler: Any = None) -> LTX2Pipelines:
+    """Every pipeline the engine drives, built on the modules of one loaded LTX-2 pipeline."""
+    from diffusers import (
+        LTX2ConditionPipeline,
+        LTX2ImageToVideoPipeline,
+        LTX2LatentUpsamplePipeline,
+        LTX2Pipeline,
+    )
+
+    # Not from_pipe(): it casts every shared module to one dtype.
+    modules: dict[str, Any] = {name: getattr(main, name) for name in _COMPONENTS}
+    modules.update({name: getattr(main, name, None) for name in _OPTIONAL})
+    t2v = main if type(main) is LTX2Pipeline else LTX2Pipeline(**modules)
+    i2v = LTX2ImageToVideoPipeline(**modules)
+    cond = main if type(main) is LTX2ConditionPipeline else LTX2ConditionPipeline(**modules)
+    upsample = None
+    if upsampler is not None:
+        upsample = LTX2LatentUpsamplePipeline(vae=main.vae, latent_upsampler=upsampler)
+    return LTX2Pipelines(
+        t2v=t2v,
+        i2v=i2v,
+        transformers=[main.transformer],
+        vaes=[main.vae, main.audio_vae],
+        others=[pipe for pipe in (cond, upsample) if pipe is not None],
+        cond=cond,
+        upsample=upsample,
+    )
 
 
 def _checked(values: np.ndarray, label: str) -> Any:

@@ -203,9 +203,14 @@ def build_pipeline(
     if "ltx2" in arch:
         from reel.engines.diffusers.tiny_ltx2 import build_ltx2
 
-        with torch.device(device):
-            pipe = build_ltx2(tiny=arch.startswith("tiny-"))
-        return pipe if dtype is None else pipe.to(dtype=dtype)
+        default = torch.get_default_dtype()
+        if dtype is not None:  # build in the target dtype: full size never exists in float32
+            torch.set_default_dtype(dtype)
+        try:
+            with torch.device(device):
+                return build_ltx2(tiny=arch.startswith("tiny-"))
+        finally:
+            torch.set_default_dtype(default)
     tokenizer = offline_tokenizer()
     tiny = arch.startswith("tiny-")
     with torch.device(device):

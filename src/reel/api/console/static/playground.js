@@ -302,6 +302,9 @@
         const thumb = httpUrl(st.thumbnailUrl || "");
         if (thumb) { video.poster = thumb; $("v-thumb").src = thumb; show($("v-thumb"), true); }
         else show($("v-thumb"), false);
+        // A silent preview starts at once (browsers only autoplay muted videos); the sound
+        // comes on as soon as the user presses the player (play, the timeline, a key).
+        video.muted = true;
         video.play().catch(() => {});
       }
       if (videoUrl) $("v-download").href = videoUrl;
@@ -419,6 +422,10 @@
     $("image-preview-img").addEventListener("load", () => text($("image-preview-note"), "Preview"));
     $("image-preview-img").addEventListener("error", () => text($("image-preview-note"), "This URL did not load as an image in your browser."));
     $("v-cancel").addEventListener("click", cancel);
+    // Videos have sound: any press on the player (play, the timeline, a key) turns it on.
+    for (const type of ["pointerdown", "keydown"]) {
+      $("video").addEventListener(type, () => { $("video").muted = false; });
+    }
     $("hist-refresh").addEventListener("click", () => loadHistory(true));
     $("hist-more").addEventListener("click", () => loadHistory(false));
     $("curl-copy").addEventListener("click", () => window.ReelUI.copyText($("curl"), $("curl-copied")));
