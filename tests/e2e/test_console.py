@@ -116,6 +116,10 @@ def test_playground_submits_and_plays_the_video(page: Page, server: ReelServer) 
     page.click("#gen-submit")
     page.wait_for_function("() => document.getElementById('video').currentTime > 0", timeout=90_000)
     assert page.evaluate("() => document.getElementById('video').readyState") >= 2
+    # The preview autoplays muted; pressing the player turns the sound on.
+    assert page.evaluate("() => document.getElementById('video').muted") is True
+    page.click("#video")
+    assert page.evaluate("() => document.getElementById('video').muted") is False
     assert page.text_content("#v-status") == "completed"
     href = page.get_attribute("#v-download", "href") or ""
     assert href.startswith(f"{server.url}/media/videos/") and ".mp4?" in href
