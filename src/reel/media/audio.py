@@ -73,6 +73,11 @@ class AudioInfo:
     duration_s: float
     start_s: float
 
+    @classmethod
+    def written(cls, audio: Audio, duration_s: float) -> AudioInfo:
+        """What :class:`AudioTrack` writes for ``audio`` under a video of ``duration_s``."""
+        return cls("aac", AUDIO_RATE, audio.channels, duration_s, 0.0)
+
 
 def as_samples(samples: npt.ArrayLike, channels: int) -> Samples:
     """``samples`` (``n``, or ``channels x n``) as contiguous float32, clipped to ``[-1, 1]``."""

@@ -26,7 +26,7 @@ from av.error import FFmpegError
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from reel.media.audio import AUDIO_RATE, Audio, AudioInfo, AudioTrack, audio_info, decode_audio
+from reel.media.audio import Audio, AudioInfo, AudioTrack, audio_info, decode_audio
 from reel.media.errors import MediaError
 
 __all__ = [
@@ -264,15 +264,7 @@ def encode_frames(
         frames=w.frames_written,
         duration_s=w.frames_written / fps,
         codec="h264",
-        audio=None
-        if audio is None
-        else AudioInfo(
-            codec="aac",
-            rate=AUDIO_RATE,
-            channels=audio.channels,
-            duration_s=w.frames_written / fps,
-            start_s=0.0,
-        ),
+        audio=None if audio is None else AudioInfo.written(audio, w.frames_written / fps),
     )
 
 
