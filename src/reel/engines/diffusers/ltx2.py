@@ -169,8 +169,9 @@ class LTX2Engine(DiffusersEngine):
         if not isinstance(pipes, LTX2Pipelines):  # pragma: no cover - _load builds them
             raise TypeError("LTX-2 pipelines expected")
         tracker = StepProgress(progress, geometry.plan)
-        rate = int(pipes.t2v.vocoder.config.output_sampling_rate)
-        channels = int(getattr(pipes.t2v.vocoder.config, "out_channels", 2))
+        vocoder: Any = pipes.cond.vocoder
+        rate = int(vocoder.config.output_sampling_rate)
+        channels = int(getattr(vocoder.config, "out_channels", 2))
         channels = channels if channels in (1, 2) else 2
         sound = SoundChain(rate=rate, fps=geometry.fps)
         seed = req.seed if p.seed is None else p.seed

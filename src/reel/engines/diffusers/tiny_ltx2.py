@@ -151,7 +151,7 @@ def build_ltx2(*, tiny: bool) -> Any:
         LTX2Pipeline,
         LTX2VideoTransformer3DModel,
     )
-    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
     from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
@@ -162,7 +162,7 @@ def build_ltx2(*, tiny: bool) -> Any:
         vision_config=dict(_TINY_SIGLIP) if tiny else None,
         mm_tokens_per_image=4 if tiny else 256,
     )
-    grid = {"spatial_compression_ratio": 32, "temporal_compression_ratio": 8}
+    grid: dict[str, Any] = {"spatial_compression_ratio": 32, "temporal_compression_ratio": 8}
     return LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=AutoencoderKLLTX2Video(**(_TINY_LTX2_VAE if tiny else {}), **grid),
@@ -179,5 +179,7 @@ def build_upsampler(*, tiny: bool = True) -> Any:
     """A random-weight LTX-2 latent upsampler (x2 spatial), tiny or full size."""
     from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
-    kwargs = {"in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1} if tiny else {}
+    kwargs: dict[str, Any] = (
+        {"in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1} if tiny else {}
+    )
     return LTX2LatentUpsamplerModel(**kwargs)
