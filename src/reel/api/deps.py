@@ -18,11 +18,13 @@ from reel.service.ratelimit import Bucket, RateLimiter
 # Dependencies that only read app state are ``async def``: FastAPI runs a plain ``def``
 # dependency in the thread pool, a hop that costs more than the work itself.
 async def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
 
 
 async def get_limiter(request: Request) -> RateLimiter:
-    return request.app.state.limiter  # type: ignore[no-any-return]
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -73,7 +73,7 @@ _OPENAI_NO_RETRY: Final = (e.InsufficientCredits,)
 def _lookup(table: Mapping[type[e.ReelError], T], exc: e.ReelError) -> T | None:
     for cls in type(exc).__mro__:
         if cls in table:
-            return table[cls]  # type: ignore[index]
+            return table[cls]
     return None
 
 

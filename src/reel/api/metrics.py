@@ -105,10 +105,10 @@ class DatabaseCollector(Collector):
             "Engine time of completed tasks, by engine.",
             labels=["engine"],
         )
-        for t in times:
-            buckets = [(_le(bound), float(n)) for bound, n in t.buckets]
-            buckets.append(("+Inf", float(t.count)))
-            generation.add_metric([t.engine], buckets, t.total_seconds)
+        for engine in times:
+            buckets = [(_le(bound), float(n)) for bound, n in engine.buckets]
+            buckets.append(("+Inf", float(engine.count)))
+            generation.add_metric([engine.engine], buckets, engine.total_seconds)
         yield generation
 
 

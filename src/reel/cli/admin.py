@@ -207,7 +207,7 @@ def show(
     def action(services: Services) -> tuple[int, list[dict[str, object]]]:
         with services.db.read() as session:
             row = keys.get(session, key_id)
-            entries = [
+            entries: list[dict[str, object]] = [
                 {
                     "createdAt": entry.created_at,
                     "kind": entry.kind,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from reel.cli.common import client_errors
-from reel.client import Client, TaskStatus
+from reel.client import Aspect, Client, Duration, Mode, TaskStatus, Tier
 
 console = Console(stderr=True)
 
@@ -65,10 +65,11 @@ def generate(
     with client_errors(server), Client(server, key) as client:
         submitted = client.generate(
             prompt,
-            mode=mode or ("imageToVideo" if image else "textToVideo"),
-            tier=tier,
-            aspect=aspect,
-            duration=duration,
+            # the server validates these and answers the contract's errors
+            mode=cast(Mode, mode or ("imageToVideo" if image else "textToVideo")),
+            tier=cast(Tier, tier),
+            aspect=cast(Aspect, aspect),
+            duration=cast(Duration, duration),
             image_urls=image or None,
             callback_url=callback_url,
             idempotency_key=idempotency_key,

@@ -17,6 +17,10 @@ from reel.service.context import prepare_database
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
 
 
+def _age(t: float, since: float | None) -> float | None:
+    return None if since is None else max(0.0, t - since)
+
+
 def _ago(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -39,20 +43,20 @@ def workers(as_json: JsonOpt = False) -> None:
                 views = fleet.workers(session, stale_after=fleet.stale_after(settings), at=t)
     finally:
         services.close()
-    rows = [
-        {
-            "id": w.id,
-            "host": w.host,
-            "pid": w.pid,
-            "models": list(w.models),
-            "current_task": w.current_task,
-            "task_age": None if w.task_started_at is None else max(0.0, t - w.task_started_at),
-            "last_seen_age": max(0.0, t - w.last_seen),
-            "alive": w.alive,
-        }
-        for w in views
-    ]
     if as_json:
+        rows = [
+            {
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "models": list(w.models),
+                "current_task": w.current_task,
+                "task_age": _age(t, w.task_started_at),
+                "last_seen_age": _age(t, w.last_seen),
+                "alive": w.alive,
+            }
+            for w in views
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(
@@ -65,19 +69,19 @@ def workers(as_json: JsonOpt = False) -> None:
         "seen",
         "state",
     )
-    for w in rows:
+    for w in views:
         table.add_row(
-            str(w["id"]),
-            str(w["host"]),
-            str(w["pid"]),
-            ", ".join(w["models"]),
-            w["current_task"] or "",
-            _ago(w["task_age"]),
-            _ago(w["last_seen_age"]) + " ago",
-            "[green]alive[/green]" if w["alive"] else "[red]silent[/red]",
+            w.id,
+            w.host,
+            str(w.pid),
+            ", ".join(w.models),
+            w.current_task or "",
+            _ago(_age(t, w.task_started_at)),
+            _ago(_age(t, w.last_seen)) + " ago",
+            "[green]alive[/green]" if w.alive else "[red]silent[/red]",
         )
     print_table(table)
-    if not rows:
+    if not views:
         typer.echo("no workers are running (start one with `reel worker --models …`)")
 
 
@@ -94,27 +98,22 @@ def queue(as_json: JsonOpt = False) -> None:
                 views = fleet.models(session, services.catalog, live)
     finally:
         services.close()
-    rows = [
-        {
-            "model": v.name,
-            "queued": v.queued,
-            "running": v.running,
-            "oldest_wait": None if v.oldest_queued_at is None else max(0.0, t - v.oldest_queued_at),
-            "workers": v.workers,
-        }
-        for v in views
-    ]
     if as_json:
+        rows = [
+            {
+                "model": v.name,
+                "queued": v.queued,
+                "running": v.running,
+                "oldest_wait": _age(t, v.oldest_queued_at),
+                "workers": v.workers,
+            }
+            for v in views
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("model", "queued", "running", "oldest wait", "live workers")
-    for q in rows:
-        workers_cell = str(q["workers"]) if q["workers"] or not q["queued"] else "[red]0[/red]"
-        table.add_row(
-            str(q["model"]),
-            str(q["queued"]),
-            str(q["running"]),
-            _ago(q["oldest_wait"]),
-            workers_cell,
-        )
+    for v in views:
+        workers_cell = str(v.workers) if v.workers or not v.queued else "[red]0[/red]"
+        age = _ago(_age(t, v.oldest_queued_at))
+        table.add_row(v.name, str(v.queued), str(v.running), age, workers_cell)
     print_table(table)

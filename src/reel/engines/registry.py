@@ -37,7 +37,8 @@ def engine_class(name: str) -> type[Engine]:
             f"engine {name!r} needs optional packages that are not installed ({exc.name}); "
             "see docs/models.md"
         ) from exc
-    return getattr(module, attr)  # type: ignore[no-any-return]
+    cls: type[Engine] = getattr(module, attr)
+    return cls
 
 
 def load_engine(name: str, *, params: Mapping[str, object], settings: Settings) -> Engine:

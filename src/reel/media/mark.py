@@ -111,7 +111,7 @@ def _render(spec: MarkSpec, height: int, max_width: int) -> Image.Image:
     if right - left > max_width:  # too long for the frame: shrink to fit
         font = ImageFont.load_default(size=max(6, height * max_width // (right - left)))
         left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
-    image = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    image = Image.new("RGBA", (int(right - left), int(bottom - top)), (0, 0, 0, 0))
     ImageDraw.Draw(image).text(
         (-left, -top),
         text,
@@ -151,8 +151,11 @@ def burn_in(src: Path, dst: Path, spec: MarkSpec, *, crf: int = 18) -> None:
                             out.mux(packet)
                         continue
                     for frame in packet.decode():
+                        if not isinstance(frame, VideoFrame):
+                            continue
                         marked = VideoFrame.from_ndarray(
-                            mark(frame.to_ndarray(format="rgb24")), format="rgb24"
+                            mark(frame.to_ndarray(format="rgb24").astype(np.uint8, copy=False)),
+                            format="rgb24",
                         )
                         marked.pts, marked.time_base = frame.pts, frame.time_base
                         out.mux(encoder.encode(marked))  # pyright: ignore[reportUnknownMemberType]

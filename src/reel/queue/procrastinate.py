@@ -92,7 +92,7 @@ def _driver_connection(session: Session) -> psycopg.Connection[object]:
         raise QueueUnavailable(
             "REEL_QUEUE=procrastinate needs the psycopg driver (postgresql+psycopg://…)"
         )
-    return connection  # type: ignore[no-any-return]
+    return connection
 
 
 class ProcrastinateDispatcher:

@@ -145,7 +145,8 @@ def record_event(session: Session, task_id: str, status: TaskStatus) -> WebhookD
     task = session.get(Task, task_id, populate_existing=True)
     if task is None:
         return None
-    url = task.extra.get("callBackUrl") if isinstance(task.extra, dict) else None
+    callback = task.extra.get("callBackUrl") if isinstance(task.extra, dict) else None
+    url = callback if isinstance(callback, str) else None
     if not isinstance(url, str):
         url = session.scalar(select(ApiKey.webhook_url).where(ApiKey.id == task.key_id))
     if not url:

@@ -43,12 +43,12 @@ def batched_guidance(
     batched: Collection[str] = WAN_BATCHED,
 ) -> Iterator[None]:
     """Within this block, each module's cond call also computes the uncond call after it."""
-    patched: list[tuple[torch.nn.Module, object]] = []
+    patched: list[tuple[torch.nn.Module, Callable[..., Any] | None]] = []
     try:
         for module in modules:
             previous = module.__dict__.get("forward")  # an offload hook may have set one
             pairing = _Pairing(module.forward, cond=cond, uncond=uncond, key=key, batched=batched)
-            module.forward = pairing  # type: ignore[method-assign]
+            module.forward = pairing
             patched.append((module, previous))
         yield
     finally:
@@ -56,7 +56,7 @@ def batched_guidance(
             if previous is None:
                 del module.forward
             else:
-                module.forward = previous  # type: ignore[method-assign]
+                module.forward = previous
 
 
 class _Pairing:
@@ -145,7 +145,7 @@ def _split(output: object) -> tuple[object, object]:
         return tuple(h[0] for h in halves), tuple(h[1] for h in halves)
     if isinstance(output, Mapping):  # diffusers' BaseOutput is an OrderedDict
         items = {name: _split(value) for name, value in output.items()}
-        first = type(output)(**{name: pair[0] for name, pair in items.items()})
-        second = type(output)(**{name: pair[1] for name, pair in items.items()})
-        return first, second
+        head = type(output)(**{name: pair[0] for name, pair in items.items()})
+        tail = type(output)(**{name: pair[1] for name, pair in items.items()})
+        return head, tail
     raise TypeError(f"cannot split a {type(output).__name__} into guidance halves")

@@ -257,6 +257,8 @@ class LTX2Engine(DiffusersEngine):
         elif start is not None:
             pipe = pipes.i2v
             kwargs["image"] = Image.fromarray(start)
+        if pipe is None:
+            raise EngineConfigError(f"{self.label}: this model has no pipeline for this request")
         with torch.inference_mode():
             result = pipe(**kwargs)
             frames = _checked(np.asarray(result.frames[0], dtype=np.float32), self.label)
