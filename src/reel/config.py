@@ -231,6 +231,16 @@ class Settings(BaseSettings):
                     )
         return value
 
+    def for_process(self) -> dict[str, object]:
+        """Every setting, secrets in clear, for another process (a worker) to rebuild these
+        exact Settings with ``Settings.model_validate``; a JSON dump alone masks secrets."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                data[name] = value.get_secret_value()
+        return data
+
     def upstream_secret(self, env_name: str) -> SecretStr | None:
         """The credential an upstream reads from the environment variable ``env_name``.
 

@@ -57,11 +57,11 @@ class Supervisor:
         self._thread.start()
 
     def _spawn(self) -> BaseProcess:
-        data = self.settings.model_dump(mode="json", exclude_none=True)
-        if self.settings.secret_key is not None:
-            data["secret_key"] = self.settings.secret_key.get_secret_value()
         proc = self._ctx.Process(
-            target=child_main, args=(data, self.models), name="reel-worker", daemon=False
+            target=child_main,
+            args=(self.settings.for_process(), self.models),
+            name="reel-worker",
+            daemon=False,
         )
         proc.start()
         log.info("started worker process %s", proc.pid)
