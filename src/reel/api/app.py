@@ -14,7 +14,7 @@ from reel.api import console, docs, errors
 from reel.api.metrics import Metrics, MetricsMiddleware
 from reel.api.middleware import BodyLimitMiddleware, RequestIdMiddleware, body_limits
 from reel.api.openapi import DESCRIPTION, install_openapi
-from reel.api.routes import health, hooks, media, metrics, openai, seed
+from reel.api.routes import health, hooks, media, metrics, openai, openai_ops, seed
 from reel.config import Settings
 from reel.service.context import Services, build_services, prepare_database
 from reel.service.ratelimit import RateLimiter
@@ -93,6 +93,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(seed.router)
+    app.include_router(openai_ops.router)  # before /v1/videos/{video_id}: "characters" is no id
     app.include_router(openai.router)
     app.include_router(media.router)
     app.include_router(health.router)

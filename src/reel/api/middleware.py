@@ -10,8 +10,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reel.api import errors
 from reel.config import Settings
+from reel.media.clips import UPLOAD_MAX_BYTES
 from reel.service.errors import BodyTooLarge
 
+#: Routes that take an uploaded video (capped at ``reel.media.clips.UPLOAD_MAX_BYTES``).
+VIDEO_UPLOAD_ROUTES = frozenset(
+    {"/v1/videos/extensions", "/v1/videos/edits", "/v1/videos/characters"}
+)
 #: The admin sign-in form: a token, a CSRF token and a path.
 LOGIN_BODY_BYTES = 16 * 1024
 
@@ -39,12 +44,17 @@ class RequestIdMiddleware:
 
 def body_limits(settings: Settings) -> Callable[[str, str], int]:
     """The body cap of each request: ``REEL_MAX_BODY_BYTES``, plus ``REEL_IMAGE_MAX_BYTES``
-    for a video create on /v1 (it may upload its image), and less for the admin sign-in."""
+    for a video create on /v1 (it may upload its image), plus the video upload cap for an
+    extension, an edit or a character (they may upload a video), and less for the admin
+    sign-in."""
     upload = settings.max_body_bytes + settings.image_max_bytes
+    video_upload = settings.max_body_bytes + UPLOAD_MAX_BYTES
 
     def limit_for(method: str, path: str) -> int:
         if method == "POST" and path.rstrip("/") == "/v1/videos":
             return upload
+        if method == "POST" and path.rstrip("/") in VIDEO_UPLOAD_ROUTES:
+            return video_upload
         if path.rstrip("/") == "/admin/login":
             return min(LOGIN_BODY_BYTES, settings.max_body_bytes)
         return settings.max_body_bytes

@@ -220,3 +220,18 @@ class IdempotencyRecord(Base):
     created_at: Mapped[float] = mapped_column(Float)
     locked_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Character(Base):
+    """A reusable character of one API key: a name and reference frames from a short video."""
+
+    __tablename__ = "characters"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    #: Named verbatim in a prompt to use it.
+    name: Mapped[str] = mapped_column(String(80))
+    #: Storage key of the reference frame (PNG).
+    frame_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float, default=None)

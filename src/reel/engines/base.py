@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from reel.types import Mode, Stage
+
+
+Operation: TypeAlias = Literal["generate", "extend", "edit"]
 
 
 class EngineError(Exception):
@@ -70,6 +73,13 @@ class GenerationRequest:
     #: Whether a call to ``callback_url`` arrived since the last time this was asked; ``None``
     #: when the caller cannot tell. A callback only says "look now", never what happened.
     woken: Callable[[], bool] | None = None
+    #: ``"generate"``; ``"extend"`` (a segment continuing ``image_path``, the source's last
+    #: frame); ``"edit"`` (a pass over ``source_video`` keeping its length and size).
+    operation: Operation = "generate"
+    #: The validated, re-encoded source video of an extension or an edit.
+    source_video: Path | None = None
+    #: Reference frames (PNG) of the characters the prompt names, in prompt order.
+    reference_images: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,12 @@ class Capabilities:
     #: Whole-second video lengths it makes (a longer one may serve a shorter request);
     #: ``None``: any length asked for.
     durations: frozenset[int] | None = None
+    #: Continues a video from its last frames (``operation="extend"``).
+    extend: bool = False
+    #: Passes over a whole video keeping its length and size (``operation="edit"``).
+    edit: bool = False
+    #: Conditions on characters' reference frames (``reference_images``).
+    references: bool = False
 
 
 @runtime_checkable

@@ -1,13 +1,11 @@
 """The sandbox engine: real H.264 videos of moving colour and the prompt, made without a model.
 
-It lets the whole service run end to end anywhere: every frame carries the label
-"SANDBOX — not a real model". Text-to-video draws a drifting colour field with a bouncing
-disc; image-to-video starts on the image and slowly pans and zooms over it (Ken Burns). The
-soundtrack is synthesized too (:mod:`reel.engines.sandbox_sound`): a tone bed chosen by the
-prompt with a lead tone and blips that follow the disc (or the pan).
-
-Everything costly (colour field, text, the enlarged image) is prepared once per request;
-each frame is then a numpy slice or one Pillow resize plus a few small alpha blends.
+Every frame carries the label "SANDBOX — not a real model". Text-to-video draws a drifting
+colour field with a bouncing disc; image-to-video (and an extension, from the source's last
+frame) pans and zooms over the image; an edit recolours the source (:mod:`.sandbox_inputs`).
+The soundtrack is synthesized (:mod:`reel.engines.sandbox_sound`): a tone bed chosen by the
+prompt with a lead tone and blips that follow the disc (or the pan). Everything costly is
+prepared once per request; each frame is then a numpy slice or one Pillow resize and blends.
 """
 
 from __future__ import annotations
@@ -27,12 +25,14 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from reel.config import Settings
 from reel.engines.base import (
+    Capabilities,
     EngineConfigError,
     EngineError,
     EngineOutput,
     GenerationRequest,
     ProgressSink,
 )
+from reel.engines.sandbox_inputs import EditedScene, References
 from reel.engines.sandbox_sound import SOUND_RATE, soundtrack
 from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
 from reel.types import Stage
@@ -83,10 +83,13 @@ class SandboxEngine:
         progress(Stage.GENERATING, 0.0)
 
         scene: _Scene
-        if req.image_path is not None:
+        if req.operation == "edit" and req.source_video is not None:
+            scene = EditedScene(req.source_video, width, height, fps, total)
+        elif req.image_path is not None:
             scene = _KenBurns(req.image_path, width, height, total, rng)
         else:
             scene = _ColourField(width, height, fps, rng)
+        references = References(req.reference_images, width, height)
         label = _label_sprite(width, height)
         caption = _caption_sprite(req.prompt, width, height, image=req.image_path is not None)
         fade_frames = max(1, fps // 2)
@@ -104,6 +107,7 @@ class SandboxEngine:
                     if i == fail_at:
                         raise EngineError("Sandbox engine: simulated generation failure")
                     frame = scene.frame(i)
+                    references.draw(frame)
                     if caption is not None:
                         # Image-to-video keeps its first frame clean; the caption fades in.
                         opacity = min(1.0, i / fade_frames) if scene.starts_on_image else 1.0
@@ -121,6 +125,10 @@ class SandboxEngine:
         return EngineOutput(
             path=req.output_path, width=width, height=height, fps=float(fps), frames=total
         )
+
+    @classmethod
+    def check(cls, *, params: Mapping[str, object], settings: Settings) -> Capabilities:  # noqa: ARG003
+        return Capabilities(extend=True, edit=True, references=True)
 
     def close(self) -> None:
         """Nothing to release: the sandbox holds no model."""

@@ -8,11 +8,11 @@ from pathlib import Path
 from reel.db.models import ApiKey
 from reel.media.errors import MediaError
 from reel.media.previews import last_frame_png
-from reel.service import retention, tasks
+from reel.service import characters, extensions, retention, tasks
 from reel.service.context import Services
 from reel.service.errors import GenerationFailed, MediaExpired, VideoNotReady
 from reel.storage import StorageError
-from reel.types import Mode, TaskStatus
+from reel.types import Mode, TaskStatus, Tier
 
 
 def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) -> tasks.NewTask:
@@ -31,9 +31,15 @@ def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) 
             start_image = last_frame_png(video)
         except (StorageError, MediaError) as exc:
             raise GenerationFailed("The source video could not be read") from exc
+    credits = source.credits
+    if (source.extra or {}).get(extensions.OPERATION) == "extension":  # sold by its new seconds
+        credits = extensions.price(
+            services.catalog, source.model, Tier(source.tier), source.duration_s
+        )
     return tasks.repeat(
         source,
-        drop=frozenset({"callBackUrl", tasks.RETRY_OF}),
+        drop=frozenset({"callBackUrl", tasks.RETRY_OF, characters.CHARACTERS, *extensions.KEYS}),
+        credits=credits,
         extra={"remixedFrom": source.id, "sourcePrompt": source.prompt},
         prompt=prompt,
         mode=Mode.IMAGE_TO_VIDEO,

@@ -100,6 +100,12 @@ class StartImages:
                 raise
             return self._decoded(data, max_pixels, fit)
 
+    def decode_video(self, key_id: str, work: Callable[[], T]) -> T:
+        """Run ``work`` (decoding an uploaded video) in the decode pool, in one of the key's
+        slots: uploaded videos wait on the same bounded threads as images."""
+        with self._slot(key_id):
+            return self._decode.run(work, "Too many uploads being decoded; retry shortly")
+
     def _decoded(self, data: bytes, max_pixels: int, fit: tuple[int, int]) -> Image:
         return self._decode.run(
             lambda: decode_image(data, max_pixels=max_pixels, fit=fit),

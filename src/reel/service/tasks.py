@@ -30,7 +30,7 @@ from reel.service.errors import (
 )
 from reel.service.startimages import start_images
 from reel.storage import StorageError
-from reel.storage.naming import input_image_key
+from reel.storage.naming import input_image_key, input_reference_key, input_video_key
 from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
@@ -64,6 +64,10 @@ class NewTask:
     image_param: str = "imageUrls"
     #: An operator's retry: ``<failed task id>:<n>``, unique in the database (one n-th retry).
     retry_key: str | None = None
+    #: A validated source video (an extension's or an edit's), stored with the task.
+    source_video: Path | None = None
+    #: Stored reference frames (characters') copied to the task, in prompt order.
+    reference_keys: tuple[str, ...] = ()
 
     @property
     def price(self) -> int:
@@ -125,7 +129,9 @@ def create(
         image_key = _copy_start_image(services, task_id, cmd.source_image_key)
     width, height = cmd.size or pricing.frame_size(cmd.tier, cmd.aspect)
     model = cmd.model or services.catalog.tiers[cmd.tier]
+    inputs = [image_key] if image_key is not None else []
     try:
+        _store_inputs(services, task_id, cmd, inputs)
         with services.db.write() as session:
             task = Task(
                 id=task_id,
@@ -162,10 +168,23 @@ def create(
             if on_insert is not None:
                 on_insert(session, task)
     except BaseException:
-        if image_key is not None:
-            services.storage.delete(image_key)
+        for stored in inputs:
+            services.storage.delete(stored)
         raise
     return task
+
+
+def _store_inputs(services: Services, task_id: str, cmd: NewTask, keys: list[str]) -> None:
+    """The source video and reference frames a task works from, stored under its own keys
+    (each appended to ``keys`` before it is written, so a refusal removes it)."""
+    if cmd.source_video is not None:
+        keys.append(input_video_key(task_id))
+        services.storage.put_file(keys[-1], cmd.source_video)
+    for n, ref in enumerate(cmd.reference_keys):
+        keys.append(input_reference_key(task_id, n))
+        with tempfile.TemporaryDirectory(prefix="reel-ref-") as tmp:
+            services.storage.get_to(ref, Path(tmp) / "ref.png")
+            services.storage.put_file(keys[-1], Path(tmp) / "ref.png")
 
 
 def _check_can_start(session: Session, key_id: str, cost: int, max_active: int) -> None:

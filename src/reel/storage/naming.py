@@ -14,6 +14,25 @@ def input_image_key(task_id: str) -> str:
     return f"inputs/{task_id}.png"
 
 
+def input_video_key(task_id: str) -> str:
+    """Storage key of a task's validated source video (an extension's or an edit's)."""
+    return f"inputs/{task_id}.source.mp4"
+
+
+def input_reference_key(task_id: str, index: int) -> str:
+    """Storage key of the ``index``-th character reference frame a task was given."""
+    return f"inputs/{task_id}.ref{index}.png"
+
+
+#: At most this many characters per generation (their frames are copied to the task).
+MAX_REFERENCES = 2
+
+
+def character_frame_key(character_id: str) -> str:
+    """Storage key of a character's reference frame."""
+    return f"characters/{character_id}.png"
+
+
 def video_key(task_id: str, attempt: int) -> str:
     """Storage key of the video an attempt makes; each attempt writes its own, so a worker that
     lost its lease can never overwrite the video of the attempt that completed."""
@@ -23,7 +42,8 @@ def video_key(task_id: str, attempt: int) -> str:
 def task_keys(task_id: str, attempts: int) -> list[str]:
     """Every key a task may have written: its start image, and each attempt's video and
     previews (an attempt killed after storing but before settling leaves its files behind)."""
-    keys = [input_image_key(task_id)]
+    keys = [input_image_key(task_id), input_video_key(task_id)]
+    keys += [input_reference_key(task_id, n) for n in range(MAX_REFERENCES)]
     for attempt in range(1, max(attempts, 1) + 1):
         video = video_key(task_id, attempt)
         keys += [video, *preview_keys(video)]

@@ -34,6 +34,7 @@ from reel.storage import StorageError, naming
 from reel.storage.naming import preview_keys
 from reel.storage.signing import callback_path
 from reel.types import Mode, Stage, TaskStatus
+from reel.worker import operations
 from reel.worker.lengths import check_length
 from reel.worker.outputs import Finisher, Withheld
 from reel.worker.preflight import check_models
@@ -171,7 +172,7 @@ class Runner:
                 engine = self._engine(task.model)
                 req = self._request(task, work, spec.params, lease)
                 reporter(Stage.GENERATING, 0.0)
-                output = engine.generate(req, reporter)
+                output = operations.generate(engine, task, req, self.services.storage, reporter)
                 check_length(task, output.path)
                 reporter(Stage.STORING, 99.0)
                 delivered = self._finisher.finish(

@@ -29,7 +29,7 @@ from reel.api.schemas.openai import (
     video_object,
 )
 from reel.db.models import ApiKey, Task
-from reel.service import remix, retention, tasks
+from reel.service import characters, remix, retention, tasks
 from reel.service.context import Services
 from reel.service.errors import (
     InvalidParameter,
@@ -141,7 +141,9 @@ def create_video(
         key,
         route="POST /v1/videos",
         canonical=data.canonical,
-        create=lambda hook: tasks.create(services, key, cmd, on_insert=hook),
+        create=lambda hook: tasks.create(
+            services, key, characters.named_in(services, key, cmd), on_insert=hook
+        ),
         render=lambda task: _dump(video_object(task, services.settings)),
     )
 

@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
@@ -93,8 +93,10 @@ class DiffusersEngine:
     # --- startup check ---------------------------------------------------------------------
     @classmethod
     def check(cls, *, params: Mapping[str, object], settings: Settings) -> Capabilities:
-        """Validate ``params`` and the model folders without loading weights."""
-        return cls._configure(params, settings)[1].capabilities
+        """Validate ``params`` and the model folders without loading weights. An image-to-video
+        model extends (the worker joins a segment started on the source's last frame)."""
+        caps = cls._configure(params, settings)[1].capabilities
+        return replace(caps, extend=caps.image_to_video)
 
     @classmethod
     def _configure(
