@@ -3,8 +3,8 @@ unmodified ``openai`` package for uploads."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +12,14 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from reel.media.video import encode_frames, probe
-from reel.service import ledger
+from reel.api.app import create_app
+from reel.media.video import encode_frames, frame_at, probe
+from reel.service import extensions, ledger
 from reel.service.catalog import Catalog
 from reel.service.context import Services
+from reel.service.errors import InvalidParameter
+from reel.service.sources import Source
+from reel.types import Tier
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth
@@ -73,3 +77,137 @@ def test_extension_by_reference_appends_and_charges_the_new_seconds(
     out = probe(content(client, key.key, done["id"], tmp_path))
     assert abs(out.duration_s - (src.duration_s + 8)) < 0.3
     assert (out.width, out.height) == (src.width, src.height) and out.has_audio
+
+
+def mp4(tmp_path: Path, seconds: float, *, size: tuple[int, int] = (64, 36), fps: int = 8) -> bytes:
+    """A small upload: a moving gradient, no sound."""
+    w, h = size
+    xs = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    frames = [
+        np.broadcast_to((xs + i * 9) % 256, (h, w, 3)).astype(np.uint8).copy()
+        for i in range(round(seconds * fps))
+    ]
+    path = tmp_path / f"upload-{seconds}.mp4"
+    encode_frames(frames, path, fps=fps)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def sdk(client: TestClient, api_key: str) -> Iterator[openai.OpenAI]:
+    """The unmodified ``openai`` package, talking to the app in process."""
+    with openai.OpenAI(
+        api_key=api_key, base_url="http://testserver/v1", http_client=client, max_retries=0
+    ) as c:
+        yield c
+
+
+def restricted(services: Services, engine: str) -> Services:
+    """The same services, with every tier served by a model of ``engine`` (never loaded)."""
+    models = {n: replace(m, engine=engine) for n, m in services.catalog.models.items()}
+    return replace(services, catalog=Catalog(models, services.catalog.tiers))
+
+
+def test_sdk_uploads_extend_and_edit(
+    sdk: openai.OpenAI, client: TestClient, services: Services, api_key: str, tmp_path: Path
+) -> None:
+    upload = ("clip.mp4", mp4(tmp_path, 2), "video/mp4")
+    extended = sdk.videos.extend(prompt="and then it rains", seconds="4", video=upload)
+    assert extended.seconds == "6" and extended.size == "1280x720" and extended.model == "sora-2"
+    edited = sdk.videos.edit(prompt="in winter", video=upload)
+    assert edited.seconds == "2" and edited.size == "1280x720"
+    run_once(Runner(services))
+    run_once(Runner(services))
+    for video, seconds in ((extended, 6), (edited, 2)):
+        done = sdk.videos.retrieve(video.id)
+        assert done.status == "completed", done
+        info = probe(content(client, api_key, video.id, tmp_path))
+        assert abs(info.duration_s - seconds) < 0.3
+
+
+def test_refusals_are_free(client: TestClient, services: Services, tmp_path: Path) -> None:
+    key = make_key(services, credits=100)
+    other = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a quiet pond", "seconds": "4"})
+    before = balance(services, key.id)
+    ext = f"{V1}/extensions"
+    cases = [
+        (other.key, ext, {"prompt": "p", "seconds": "4", "video": {"id": source["id"]}}, 404),
+        (other.key, f"{V1}/edits", {"prompt": "p", "video": {"id": source["id"]}}, 404),
+        (key.key, ext, {"prompt": "p", "seconds": "5", "video": {"id": source["id"]}}, 400),
+        (key.key, ext, {"prompt": "p", "seconds": "4"}, 400),
+        (key.key, ext, {"prompt": "p", "seconds": "4", "video": {"id": "video_nope"}}, 404),
+    ]
+    for who, path, body, status in cases:
+        resp = client.post(path, json=body, headers=auth(who))
+        assert resp.status_code == status, (body, resp.text)
+    bad = client.post(
+        ext,
+        data={"prompt": "p", "seconds": "4"},
+        files={"video": ("x.mp4", b"not a video", "video/mp4")},
+        headers=auth(key.key),
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "video"
+    # A model whose engine cannot extend or edit: refused before anything is charged.
+    upstream = restricted(services, "fal")
+    with TestClient(create_app(services.settings, services=upstream)) as c:
+        for path, body in (
+            ("/extensions", {"prompt": "p", "seconds": "4", "video": {"id": source["id"]}}),
+            ("/edits", {"prompt": "p", "video": {"id": source["id"]}}),
+        ):
+            resp = c.post(V1 + path, json=body, headers=auth(key.key))
+            assert resp.status_code == 400 and "cannot" in resp.json()["error"]["message"]
+    assert balance(services, key.id) == before
+    assert balance(services, other.id) == 100
+
+
+def test_chains_stop_at_six_extensions(client: TestClient, services: Services) -> None:
+    key = make_key(services, credits=100)
+    video = completed(client, services, key.key, {"prompt": "a long road", "seconds": "4"})
+    for n in range(6):
+        body = {"_path": "/extensions", "prompt": f"mile {n}", "seconds": "4"}
+        video = completed(client, services, key.key, {**body, "video": {"id": video["id"]}})
+    assert video["seconds"] == "28"
+    before = balance(services, key.id)
+    seventh = client.post(
+        f"{V1}/extensions",
+        json={"prompt": "more", "seconds": "4", "video": {"id": video["id"]}},
+        headers=auth(key.key),
+    )
+    assert seventh.status_code == 400 and "at most 6" in seventh.json()["error"]["message"]
+    assert balance(services, key.id) == before
+
+
+def test_chains_stop_at_120_seconds(services: Services, tmp_path: Path) -> None:
+    path = tmp_path / "source.mp4"
+    path.write_bytes(mp4(tmp_path, 1))
+    source = Source(path, 112, 1280, 720, Tier.SORA2, None, "sora-2", None)
+    with pytest.raises(InvalidParameter, match="at most 120 s"):
+        extensions.extension_command(services.catalog, source, "on", 12)
+    cmd = extensions.extension_command(services.catalog, source, "on", 8)
+    assert cmd.duration_s == 120 and cmd.credits == 4 and cmd.size == (1280, 720)
+    for seconds, credits in ((16, 8), (20, 10)):  # per 4 s at the source's tier
+        assert extensions.price(services.catalog, None, Tier.SORA2, seconds) == credits
+
+
+def test_edit_keeps_length_and_size_and_changes_the_picture(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    key = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a green field", "seconds": "8"})
+    before = balance(services, key.id)
+    edited = completed(
+        client,
+        services,
+        key.key,
+        {"_path": "/edits", "prompt": "at night", "video": {"id": source["id"]}},
+    )
+    assert edited["seconds"] == "8" and edited["size"] == source["size"]
+    assert balance(services, key.id) == before - 4  # priced as a create of 8 s
+    src = content(client, key.key, source["id"], tmp_path)
+    out = content(client, key.key, edited["id"], tmp_path)
+    a, b = probe(src), probe(out)
+    assert (a.width, a.height) == (b.width, b.height) and abs(a.duration_s - b.duration_s) < 0.3
+    first_src = frame_at(src, 1.0).astype(np.int16)
+    first_out = frame_at(out, 1.0).astype(np.int16)
+    rotated = first_src[..., [2, 0, 1]]
+    assert np.abs(first_out - rotated).mean() < np.abs(first_out - first_src).mean()
