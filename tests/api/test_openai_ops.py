@@ -11,14 +11,18 @@ import numpy as np
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from PIL import ImageOps
 
 from reel.api.app import create_app
+from reel.db.models import Task
 from reel.media.video import encode_frames, frame_at, probe
 from reel.service import extensions, ledger
 from reel.service.catalog import Catalog
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter
 from reel.service.sources import Source
+from reel.storage.naming import character_frame_key
 from reel.types import Tier
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
@@ -211,3 +215,80 @@ def test_edit_keeps_length_and_size_and_changes_the_picture(
     first_out = frame_at(out, 1.0).astype(np.int16)
     rotated = first_src[..., [2, 0, 1]]
     assert np.abs(first_out - rotated).mean() < np.abs(first_out - first_src).mean()
+
+
+def test_characters_are_created_read_used_and_kept_per_key(
+    sdk: openai.OpenAI, client: TestClient, services: Services, api_key: str, tmp_path: Path
+) -> None:
+    made = sdk.videos.create_character(
+        name="Mara", video=("mara.mp4", mp4(tmp_path, 3), "video/mp4")
+    )
+    assert made.id and made.id.startswith("char_") and made.name == "Mara" and made.created_at
+    assert sdk.videos.get_character(made.id).name == "Mara"
+    listed = client.get(f"{V1}/characters", headers=auth(api_key)).json()
+    assert listed["object"] == "list" and [c["id"] for c in listed["data"]] == [made.id]
+    stranger = make_key(services, credits=100)
+    assert client.get(f"{V1}/characters/{made.id}", headers=auth(stranger.key)).status_code == 404
+    assert (
+        client.delete(f"{V1}/characters/{made.id}", headers=auth(stranger.key)).status_code == 404
+    )
+    assert client.get(f"{V1}/characters", headers=auth(stranger.key)).json()["data"] == []
+
+    # Named verbatim in a prompt: the task gets the reference frame; the sandbox shows it.
+    video = sdk.videos.create(prompt="Mara walks along the shore", seconds="4")
+    with services.db.read() as session:
+        task = session.get(Task, video.id)
+        assert task is not None and task.extra["characters"] == [made.id]
+    run_once(Runner(services))
+    assert sdk.videos.retrieve(video.id).status == "completed"
+    ref = tmp_path / "ref.png"
+    services.storage.get_to(character_frame_key(made.id), ref)
+    frame = frame_at(content(client, api_key, video.id, tmp_path), 0.5).astype(np.int16)
+    side = min(frame.shape[:2]) // 4
+    with PILImage.open(ref) as image:
+        inset = np.asarray(ImageOps.fit(image.convert("RGB"), (side, side)), dtype=np.int16)
+    margin = max(1, side // 8)
+    shown = frame[margin : margin + side, margin : margin + side]
+    assert np.abs(shown - inset).mean() < 25  # the reference frame, in the corner
+    # Another key's prompt naming "Mara" uses nothing of this key's.
+    other = client.post(V1, json={"prompt": "Mara sleeps"}, headers=auth(stranger.key)).json()
+    with services.db.read() as session:
+        task = session.get(Task, other["id"])
+        assert task is not None and "characters" not in task.extra
+
+    deleted = client.delete(f"{V1}/characters/{made.id}", headers=auth(api_key)).json()
+    assert deleted == {"id": made.id, "object": "character.deleted", "deleted": True}
+    assert client.get(f"{V1}/characters/{made.id}", headers=auth(api_key)).status_code == 404
+
+
+def test_character_refusals_are_free(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    key = make_key(services, credits=100)
+    for seconds in (1, 5):  # a character's video is 2-4 s
+        resp = client.post(
+            f"{V1}/characters",
+            data={"name": "Short"},
+            files={"video": ("x.mp4", mp4(tmp_path, seconds), "video/mp4")},
+            headers=auth(key.key),
+        )
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == "video", resp.text
+    for name in ("Ann", "Bo", "Cy"):
+        resp = client.post(
+            f"{V1}/characters",
+            data={"name": name},
+            files={"video": ("x.mp4", mp4(tmp_path, 2), "video/mp4")},
+            headers=auth(key.key),
+        )
+        assert resp.status_code == 200, resp.text
+    three = client.post(V1, json={"prompt": "Ann, Bo and Cy dance"}, headers=auth(key.key))
+    assert three.status_code == 400 and "at most 2" in three.json()["error"]["message"]
+    # A model that cannot condition on references.
+    with TestClient(create_app(services.settings, services=restricted(services, "wan"))) as c:
+        resp = c.post(V1, json={"prompt": "Ann waves"}, headers=auth(key.key))
+        assert resp.status_code == 400 and "characters" in resp.json()["error"]["message"]
+        # No character named: the same model takes the create.
+        assert (
+            c.post(V1, json={"prompt": "Annabel waves"}, headers=auth(key.key)).status_code == 200
+        )
+    assert balance(services, key.id) == 98

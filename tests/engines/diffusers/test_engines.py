@@ -279,7 +279,8 @@ def test_one_job_at_a_time_per_loaded_pipeline(
 
 def test_capabilities(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     s = settings(tmp_path)
-    both = Capabilities(text_to_video=True, image_to_video=True)
+    # An image-to-video model extends: the worker joins a segment started on the last frame.
+    both = Capabilities(text_to_video=True, image_to_video=True, extend=True)
     assert check_engine("wan", params={"model_dir": str(tiny_models["wan"])}, settings=s) == both
     assert check_engine("ltx", params={"model_dir": str(tiny_models["ltx"])}, settings=s) == both
     text_only = check_engine("wan", params={"model_dir": str(tiny_models["wan-t2v"])}, settings=s)
@@ -329,7 +330,7 @@ def test_image_to_video_folder_alone_cannot_do_text_to_video(
     caps = check_engine(
         "wan", params={"model_dir": str(tiny_models["wan-i2v"])}, settings=settings(tmp_path)
     )
-    assert caps == Capabilities(text_to_video=False, image_to_video=True)
+    assert caps == Capabilities(text_to_video=False, image_to_video=True, extend=True)
     e = engine(tmp_path, "wan", tiny_models["wan-i2v"], segment_frames=21)
     assert e.generate(request(tmp_path, Mode.IMAGE_TO_VIDEO), Sink()).frames == 20
     with pytest.raises(EngineError, match="cannot do text-to-video"):
