@@ -7,14 +7,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import numpy as np
 import openai
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 from PIL import ImageOps
+from typer.testing import CliRunner
 
 from reel.api.app import create_app
+from reel.cli import generate
+from reel.cli.app import app
+from reel.client import Client
 from reel.db.models import Task
 from reel.media.video import encode_frames, frame_at, probe
 from reel.service import extensions, ledger
@@ -292,3 +297,53 @@ def test_character_refusals_are_free(
             c.post(V1, json={"prompt": "Annabel waves"}, headers=auth(key.key)).status_code == 200
         )
     assert balance(services, key.id) == 98
+
+
+class Through(httpx.BaseTransport):
+    """An httpx transport that hands each request to the in-process app's TestClient."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        resp = self.client.request(
+            request.method, str(request.url), headers=request.headers, content=request.read()
+        )
+        headers = {k: v for k, v in resp.headers.items() if k not in ("content-encoding",)}
+        return httpx.Response(resp.status_code, headers=headers, content=resp.content)
+
+
+def test_python_client_and_cli_extend(
+    client: TestClient, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a drifting cloud", "seconds": "4"})
+
+    def reel_client(server: str | None, api_key: str | None) -> Client:
+        # In process: the app's own transport; each poll's wait runs the worker once.
+        return Client(
+            "http://testserver",
+            api_key,
+            transport=Through(client),
+            sleep=lambda _: run_once(Runner(services)),
+        )
+
+    with reel_client(None, key.key) as reel:
+        submitted = reel.extend(source["id"], "it rains", seconds=8)
+        assert submitted.raw["seconds"] == "12"
+        done = reel.wait(submitted.task_id, poll_interval=0.01)
+        assert done.status == "completed" and done.credits_used == 4
+
+    monkeypatch.setattr(generate, "Client", reel_client)
+    target = tmp_path / "cli.mp4"
+    result = CliRunner().invoke(
+        app,
+        ["extend", submitted.task_id, "then the sun", "--seconds", "4", "--out", str(target)],
+        env={"REEL_API_KEY": key.key},
+    )
+    assert result.exit_code == 0, result.output
+    assert abs(probe(target).duration_s - 16) < 0.3
+    refused = CliRunner().invoke(
+        app, ["extend", "task_nope", "x", "--seconds", "4"], env={"REEL_API_KEY": key.key}
+    )
+    assert refused.exit_code != 0

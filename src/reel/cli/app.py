@@ -26,6 +26,7 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.credits_app, name="credits")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
 app.command("generate")(generate.generate)
+app.command("extend")(generate.extend)
 app.command("status")(generate.status)
 app.command("verify")(verify.verify)
 

@@ -1,4 +1,5 @@
-"""`reel generate` and `reel status`: the Python client with a Rich progress display."""
+"""`reel generate`, `reel extend` and `reel status`: the Python client with a Rich progress
+display."""
 
 from __future__ import annotations
 
@@ -75,6 +76,29 @@ def generate(
             idempotency_key=idempotency_key,
         )
         typer.echo(f"task {submitted.task_id} accepted", err=True)
+        final = _wait_with_progress(client, submitted.task_id, poll)
+        target = out or Path(f"{submitted.task_id}.mp4")
+        _download_with_progress(client, final, target)
+    typer.echo(f"saved {target} ({final.generation_time}s, {final.credits_used} credits)", err=True)
+
+
+def extend(
+    task_id: Annotated[str, typer.Argument(help="A completed /v1/videos video (task_…).")],
+    prompt: Annotated[str, typer.Argument(help="What happens next.")],
+    seconds: Annotated[int, typer.Option(help="The new segment: 4, 8, 12, 16 or 20 s.")] = 4,
+    out: Annotated[Path | None, typer.Option(help="Where to save the MP4.")] = None,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    poll: Annotated[float, typer.Option(help="Seconds between status checks.")] = 2.0,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Makes the submission safe to retry: one task, one charge."),
+    ] = None,
+) -> None:
+    """Extend a video: the source followed by a new segment; show progress, then download."""
+    with client_errors(server), Client(server, key) as client:
+        submitted = client.extend(task_id, prompt, seconds=seconds, idempotency_key=idempotency_key)
+        typer.echo(f"task {submitted.task_id} accepted (extends {task_id})", err=True)
         final = _wait_with_progress(client, submitted.task_id, poll)
         target = out or Path(f"{submitted.task_id}.mp4")
         _download_with_progress(client, final, target)

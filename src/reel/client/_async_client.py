@@ -13,7 +13,6 @@ from typing import Self
 import httpx
 
 from ._base import (
-    PREFIX,
     BaseClient,
     BytesCallback,
     ProgressCallback,
@@ -21,6 +20,7 @@ from ._base import (
     content_length,
     json_object,
     temp_file,
+    url_of,
 )
 from ._errors import connection_error, error_from_response
 from ._models import (
@@ -86,7 +86,7 @@ class AsyncClient(BaseClient):
         while True:
             try:
                 response = await self._http.request(
-                    method, PREFIX + path, json=json, params=params, headers=headers
+                    method, url_of(path), json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
                 error = connection_error(exc)
@@ -133,6 +133,27 @@ class AsyncClient(BaseClient):
             idempotency_key=idempotency_key,
         )
         return self._submitted(data)
+
+    async def extend(
+        self,
+        video_id: str,
+        prompt: str,
+        *,
+        seconds: int = 4,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Extend a completed video made through ``/v1/videos`` (OpenAI's Videos API) by a
+        ``seconds`` long segment (4, 8, 12, 16 or 20) that continues from its end: a new video,
+        the source followed by the segment. Its id works with :meth:`wait` and
+        :meth:`download` like any task's. Retried like :meth:`generate`."""
+        data = await self._request(
+            "POST",
+            "/v1/videos/extensions",
+            json={"prompt": prompt, "seconds": str(seconds), "video": {"id": video_id}},
+            safety="keyed" if idempotency_key is not None else "never",
+            idempotency_key=idempotency_key,
+        )
+        return self._video_submitted(data)
 
     async def check_status(self, task_id: str) -> TaskStatus:
         """See :meth:`Client.check_status`."""

@@ -28,10 +28,17 @@ __all__ = [
     "json_object",
     "temp_file",
     "unexpected_body",
+    "url_of",
 ]
 
 DEFAULT_SERVER: Final = "http://127.0.0.1:8000"
 PREFIX: Final = "/api/sora-2"
+
+
+def url_of(path: str) -> str:
+    """A contract path under :data:`PREFIX`; a ``/v1/…`` path (OpenAI's Videos API) as is."""
+    return path if path.startswith("/v1/") else PREFIX + path
+
 
 ProgressCallback: TypeAlias = Callable[[TaskStatus], None]
 BytesCallback: TypeAlias = Callable[[int, int | None], None]
@@ -98,6 +105,14 @@ class BaseClient:
         if data.get("success") is False or not submitted.task_id:
             raise unexpected_body(data, "generate answered without a taskId")
         return submitted
+
+    @staticmethod
+    def _video_submitted(data: JSONObject) -> Submitted:
+        """A ``/v1/videos`` video object as the task it is."""
+        video_id, status = data.get("id"), data.get("status")
+        if not isinstance(video_id, str) or not video_id:
+            raise unexpected_body(data, "the video answer has no id")
+        return Submitted(task_id=video_id, status=str(status or "queued"), raw=data)
 
     @staticmethod
     def _task_status(data: JSONObject, task_id: str) -> TaskStatus:

@@ -16,7 +16,6 @@ from typing import Self
 import httpx
 
 from ._base import (
-    PREFIX,
     BaseClient,
     BytesCallback,
     ProgressCallback,
@@ -24,6 +23,7 @@ from ._base import (
     content_length,
     json_object,
     temp_file,
+    url_of,
 )
 from ._errors import connection_error, error_from_response
 from ._models import (
@@ -101,7 +101,7 @@ class Client(BaseClient):
         while True:
             try:
                 response = self._http.request(
-                    method, PREFIX + path, json=json, params=params, headers=headers
+                    method, url_of(path), json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
                 error = connection_error(exc)
@@ -153,6 +153,27 @@ class Client(BaseClient):
             idempotency_key=idempotency_key,
         )
         return self._submitted(data)
+
+    def extend(
+        self,
+        video_id: str,
+        prompt: str,
+        *,
+        seconds: int = 4,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Extend a completed video made through ``/v1/videos`` (OpenAI's Videos API) by a
+        ``seconds`` long segment (4, 8, 12, 16 or 20) that continues from its end: a new video,
+        the source followed by the segment. Its id works with :meth:`wait` and
+        :meth:`download` like any task's. Retried like :meth:`generate`."""
+        data = self._request(
+            "POST",
+            "/v1/videos/extensions",
+            json={"prompt": prompt, "seconds": str(seconds), "video": {"id": video_id}},
+            safety="keyed" if idempotency_key is not None else "never",
+            idempotency_key=idempotency_key,
+        )
+        return self._video_submitted(data)
 
     def check_status(self, task_id: str) -> TaskStatus:
         """The task's status. A failed task is returned (``status == "failed"``), not raised."""
