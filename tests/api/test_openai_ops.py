@@ -22,16 +22,16 @@ from reel.cli.app import app
 from reel.client import Client
 from reel.db.models import Task
 from reel.media.video import encode_frames, frame_at, probe
-from reel.service import extensions, ledger
+from reel.service import admin, extensions, ledger
 from reel.service.catalog import Catalog
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter
 from reel.service.sources import Source
-from reel.storage.naming import character_frame_key
+from reel.storage.naming import character_frame_key, input_video_key
 from reel.types import Tier
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
-from tests.conftest import auth
+from tests.conftest import auth, with_settings
 from tests.factories import make_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
@@ -347,3 +347,51 @@ def test_python_client_and_cli_extend(
         app, ["extend", "task_nope", "x", "--seconds", "4"], env={"REEL_API_KEY": key.key}
     )
     assert refused.exit_code != 0
+
+
+def test_extensions_replay_cancel_preview_and_purge_like_any_video(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    key = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a lighthouse", "seconds": "4"})
+    before = balance(services, key.id)
+    body = {"prompt": "night falls", "seconds": "4", "video": {"id": source["id"]}}
+    headers = {**auth(key.key), "Idempotency-Key": "ext-1"}
+    first = client.post(f"{V1}/extensions", json=body, headers=headers)
+    again = client.post(f"{V1}/extensions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert balance(services, key.id) == before - 2  # one charge
+    canceled = client.post(f"{V1}/{first.json()['id']}/cancel", headers=auth(key.key)).json()
+    assert canceled["status"] == "failed" and canceled["error"]["code"] == "canceled"
+    assert balance(services, key.id) == before  # refunded
+
+    edit = completed(
+        client,
+        services,
+        key.key,
+        {"_path": "/edits", "prompt": "in fog", "video": {"id": source["id"]}},
+    )
+    thumb = client.get(f"{V1}/{edit['id']}/content?variant=thumbnail", headers=auth(key.key))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    stored = input_video_key(edit["id"])
+    assert services.storage.exists(stored)
+    assert client.delete(f"{V1}/{edit['id']}", headers=auth(key.key)).status_code == 200
+    assert not services.storage.exists(stored)  # its source copy goes with its files
+
+
+def test_an_operators_retry_of_a_failed_extension_repeats_it(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    key = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a red door", "seconds": "4"})
+    body = {"prompt": "it opens", "seconds": "4", "video": {"id": source["id"]}}
+    failing = client.post(f"{V1}/extensions", json=body, headers=auth(key.key)).json()
+    run_once(Runner(with_settings(services, sandbox_fail_rate=1.0)))
+    assert client.get(f"{V1}/{failing['id']}", headers=auth(key.key)).json()["status"] == "failed"
+    retried = admin.retry(services, failing["id"])
+    assert services.storage.exists(input_video_key(retried.id))
+    run_once(Runner(services))
+    done = client.get(f"{V1}/{retried.id}", headers=auth(key.key)).json()
+    assert done["status"] == "completed" and done["seconds"] == "8"
+    assert abs(probe(content(client, key.key, retried.id, tmp_path)).duration_s - 8) < 0.3

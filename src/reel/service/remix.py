@@ -40,6 +40,7 @@ def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) 
         source,
         drop=frozenset({"callBackUrl", tasks.RETRY_OF, characters.CHARACTERS, *extensions.KEYS}),
         credits=credits,
+        inputs_of=None,  # continues from the last frame only
         extra={"remixedFrom": source.id, "sourcePrompt": source.prompt},
         prompt=prompt,
         mode=Mode.IMAGE_TO_VIDEO,

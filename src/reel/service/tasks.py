@@ -30,7 +30,12 @@ from reel.service.errors import (
 )
 from reel.service.startimages import start_images
 from reel.storage import StorageError
-from reel.storage.naming import input_image_key, input_reference_key, input_video_key
+from reel.storage.naming import (
+    MAX_REFERENCES,
+    input_image_key,
+    input_reference_key,
+    input_video_key,
+)
 from reel.types import FINAL_STATUSES, Aspect, Mode, Stage, TaskStatus, Tier
 
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
@@ -68,6 +73,8 @@ class NewTask:
     source_video: Path | None = None
     #: Stored reference frames (characters') copied to the task, in prompt order.
     reference_keys: tuple[str, ...] = ()
+    #: A task whose stored source video and reference frames to copy (a retry repeats them).
+    inputs_of: str | None = None
 
     @property
     def price(self) -> int:
@@ -98,6 +105,7 @@ def repeat(
         extra={**lifecycle.request_extra(old, drop=drop), **(extra or {})},
         model=old.model,
         size=(old.width, old.height),
+        inputs_of=old.id,
     )
     return replace(cmd, **changes)
 
@@ -180,11 +188,19 @@ def _store_inputs(services: Services, task_id: str, cmd: NewTask, keys: list[str
     if cmd.source_video is not None:
         keys.append(input_video_key(task_id))
         services.storage.put_file(keys[-1], cmd.source_video)
-    for n, ref in enumerate(cmd.reference_keys):
-        keys.append(input_reference_key(task_id, n))
-        with tempfile.TemporaryDirectory(prefix="reel-ref-") as tmp:
-            services.storage.get_to(ref, Path(tmp) / "ref.png")
-            services.storage.put_file(keys[-1], Path(tmp) / "ref.png")
+    copies = list(enumerate(cmd.reference_keys))
+    if cmd.inputs_of is not None:
+        if cmd.source_video is None and services.storage.exists(input_video_key(cmd.inputs_of)):
+            copies.append((-1, input_video_key(cmd.inputs_of)))
+        if not cmd.reference_keys:
+            for n in range(MAX_REFERENCES):
+                if services.storage.exists(input_reference_key(cmd.inputs_of, n)):
+                    copies.append((n, input_reference_key(cmd.inputs_of, n)))
+    for n, stored in copies:
+        keys.append(input_video_key(task_id) if n < 0 else input_reference_key(task_id, n))
+        with tempfile.TemporaryDirectory(prefix="reel-input-") as tmp:
+            services.storage.get_to(stored, Path(tmp) / "input")
+            services.storage.put_file(keys[-1], Path(tmp) / "input")
 
 
 def _check_can_start(session: Session, key_id: str, cost: int, max_active: int) -> None:
