@@ -39,6 +39,7 @@ from reel.engines.base import (
     Interrupted,
     ProgressSink,
 )
+from reel.engines.diffusers import ambience
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry, segment_frames
 from reel.engines.diffusers.params import DiffusersParams, Dtype, parse_params, require_packages
 from reel.engines.diffusers.progress import StepProgress
@@ -73,6 +74,8 @@ class LoadedPipelines:
     vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
     #: Further pipelines on the same modules (continuation, upsampling), placed like the two.
     others: list[DiffusionPipeline] = field(default_factory=list["DiffusionPipeline"])
+    #: Text-to-audio pipeline for a silent model's ambience track (``params.ambience``).
+    ambience: DiffusionPipeline | None = None
 
 
 class DiffusersEngine:
@@ -105,6 +108,7 @@ class DiffusersEngine:
         require_packages(cls.label, _PACKAGES)
         p = parse_params(params, label=cls.label, extra_keys=cls.extra_keys, settings=settings)
         info = cls._inspect(p)
+        ambience.check(p.ambience, label=cls.label)
         segment_frames(p, info, label=cls.label)
         return p, info
 
@@ -166,6 +170,7 @@ class DiffusersEngine:
             p.attention_backend,
             p.first_block_cache,
             p.flow_shift,
+            p.ambience,
         )
 
     def _generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
@@ -203,6 +208,7 @@ class DiffusersEngine:
                 width=geometry.out_width,
                 height=geometry.out_height,
                 fps=geometry.fps,
+                **ambience.audio_format(job.pipes.ambience),
             ) as writer:
 
                 def emit(frames: Frames) -> None:
@@ -212,6 +218,10 @@ class DiffusersEngine:
                     tracker.end()
 
                 chain_segments(geometry.plan, render, emit, start_image=start)
+                if job.pipes.ambience is not None and p.ambience is not None:
+                    seconds = geometry.plan.total / geometry.fps
+                    args = (job.pipes.ambience, p.ambience, req.prompt, seconds, job.seed)
+                    writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
         except VideoEncodeError as exc:
             raise EngineError(f"{self.label}: could not encode the video") from exc
         return EngineOutput(
@@ -272,9 +282,10 @@ class DiffusersEngine:
         log.info("%s: loading %s (%s, %s)", self.label, p.model_dir, dtype, device)
         try:
             pipes = self._load(dtype, vae_dtype)
+            pipes.ambience = ambience.load(p.ambience, dtype, label=self.label)
         except (OSError, ValueError) as exc:
             raise EngineConfigError(f"{self.label}: could not load {p.model_dir}: {exc}") from exc
-        for pipe in distinct(pipes.t2v, pipes.i2v, *pipes.others):
+        for pipe in distinct(pipes.t2v, pipes.i2v, *pipes.others, pipes.ambience):
             pipe.set_progress_bar_config(disable=True)
             if p.offload == "model":
                 pipe.enable_model_cpu_offload(device=device)

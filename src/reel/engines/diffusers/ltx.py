@@ -32,7 +32,9 @@ LTX_DEFAULTS: Final = ModelDefaults(
 class LTXEngine(DiffusersEngine):
     name = "ltx"
     label = "ltx engine"
-    extra_keys: ClassVar[frozenset[str]] = frozenset({"decode_timestep", "decode_noise_scale"})
+    extra_keys: ClassVar[frozenset[str]] = frozenset(
+        {"decode_timestep", "decode_noise_scale", "ambience"}
+    )
 
     @classmethod
     def _inspect(cls, p: DiffusersParams) -> ModelInfo:

@@ -99,6 +99,25 @@ class DiffusersParams:
     distilled: bool = False
     #: A latent upsampler folder: render at half size, then upsample x2 (the 1080p tier).
     upsampler_dir: Path | None = None
+    # --- silent models (Wan, LTX-Video) ---------------------------------------------------
+    #: A text-to-audio model that adds an ambience track from the prompt; ``None``: silent.
+    ambience: AmbienceParams | None = None
+
+
+#: Keys of ``params.ambience``.
+AMBIENCE_KEYS: Final = frozenset({"model_dir", "steps", "guidance", "negative_prompt", "seed"})
+
+
+@dataclass(frozen=True, slots=True)
+class AmbienceParams:
+    """``params.ambience``: a Stable Audio folder run on the prompt after the video."""
+
+    model_dir: Path
+    steps: int = 100
+    guidance: float = 7.0
+    negative_prompt: str = ""
+    #: A fixed seed; ``None`` uses the task's own seed.
+    seed: int | None = None
 
 
 _T = TypeVar("_T")
@@ -107,13 +126,16 @@ _T = TypeVar("_T")
 class _Reader:
     """Typed reads from a ``params`` table, with errors that name the engine and the key."""
 
-    def __init__(self, params: Mapping[str, object], label: str, settings: Settings) -> None:
+    def __init__(
+        self, params: Mapping[str, object], label: str, settings: Settings, prefix: str = ""
+    ) -> None:
         self._params = params
         self._label = label
         self._settings = settings
+        self._prefix = prefix
 
     def fail(self, key: str, why: str) -> EngineConfigError:
-        return EngineConfigError(f"{self._label}: params.{key} {why}")
+        return EngineConfigError(f"{self._label}: params.{self._prefix}{key} {why}")
 
     def _get(self, key: str, kind: type[_T] | tuple[type, ...], what: str) -> _T | None:
         value = self._params.get(key)
@@ -231,6 +253,38 @@ def parse_params(
         modality_scale=r.number("modality_scale", 0.0, 30.0),
         distilled=r.flag("distilled", False),
         upsampler_dir=r.path("upsampler_dir"),
+        ambience=_ambience(params.get("ambience"), label, settings),
+    )
+
+
+def _ambience(value: object, label: str, settings: Settings) -> AmbienceParams | None:
+    """``params.ambience`` (absent: no ambience track, the default)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise EngineConfigError(
+            f"{label}: params.ambience must be a table, e.g. "
+            '{ model_dir = "/models/stable-audio-open-1.0", steps = 100 }'
+        )
+    table = cast(Mapping[str, object], value)
+    unknown = sorted(set(table) - AMBIENCE_KEYS)
+    if unknown:
+        raise EngineConfigError(
+            f"{label}: unknown params.ambience keys {unknown}; "
+            f"allowed: {', '.join(sorted(AMBIENCE_KEYS))}"
+        )
+    r = _Reader(table, label, settings, prefix="ambience.")
+    model_dir = r.path("model_dir")
+    if model_dir is None:
+        raise r.fail("model_dir", "is required: a StableAudioPipeline directory")
+    steps = r.integer("steps", 1, 500)
+    guidance = r.number("guidance", 0.0, 30.0)
+    return AmbienceParams(
+        model_dir=model_dir,
+        steps=100 if steps is None else steps,
+        guidance=7.0 if guidance is None else guidance,
+        negative_prompt=r.text("negative_prompt") or "",
+        seed=r.integer("seed", 0, 2**32 - 1),
     )
 
 

@@ -52,7 +52,7 @@ class WanEngine(DiffusersEngine):
     name = "wan"
     label = "wan engine"
     extra_keys: ClassVar[frozenset[str]] = frozenset(
-        {"i2v_model_dir", "guidance_2", "flow_shift", "batch_guidance"}
+        {"i2v_model_dir", "guidance_2", "flow_shift", "batch_guidance", "ambience"}
     )
     #: The Wan VAE is meant to run in float32 (diffusers' Wan docs).
     vae_dtype_default: ClassVar[Dtype | None] = "float32"
