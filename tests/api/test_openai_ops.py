@@ -18,10 +18,13 @@ from PIL import ImageOps
 from typer.testing import CliRunner
 
 from reel.api.app import create_app
+from reel.api.middleware import body_limits
 from reel.cli import generate
 from reel.cli.app import app
 from reel.client import Client
+from reel.config import Settings
 from reel.db.models import Task
+from reel.media.clips import UPLOAD_MAX_BYTES
 from reel.media.video import encode_frames, frame_at, probe
 from reel.service import admin, extensions, ledger
 from reel.service.catalog import Catalog
@@ -406,3 +409,27 @@ def test_an_operators_retry_of_a_failed_extension_repeats_it(
     done = client.get(f"{V1}/{retried.id}", headers=auth(key.key)).json()
     assert done["status"] == "completed" and done["seconds"] == "8"
     assert abs(probe(content(client, key.key, retried.id, tmp_path)).duration_s - 8) < 0.3
+
+
+def test_video_uploads_have_their_own_body_cap(settings: Settings) -> None:
+    limit_for = body_limits(settings)
+    for path in ("/v1/videos/extensions", "/v1/videos/edits", "/v1/videos/characters"):
+        assert limit_for("POST", path) == settings.max_body_bytes + UPLOAD_MAX_BYTES
+    assert limit_for("POST", "/v1/videos") == settings.max_body_bytes + settings.image_max_bytes
+    assert limit_for("GET", "/v1/videos/characters") == settings.max_body_bytes
+
+
+def test_an_upload_over_the_cap_is_refused_before_it_is_read(
+    client: TestClient, services: Services, api_key: str
+) -> None:
+    too_big = services.settings.max_body_bytes + UPLOAD_MAX_BYTES + 1
+    resp = client.post(
+        f"{V1}/edits",
+        content=b"x" * 16,
+        headers={
+            **auth(api_key),
+            "Content-Type": "multipart/form-data; boundary=b",
+            "Content-Length": str(too_big),
+        },
+    )
+    assert resp.status_code == 413 and resp.json()["error"]["param"] == "body"
