@@ -7,7 +7,9 @@ service (API → queue → worker → engine → MP4).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi.testclient import TestClient
 from reel.config import Settings
 from reel.engines.base import EngineConfigError, GenerationRequest, Interrupted
 from reel.engines.diffusers.ambience import join_pieces
+from reel.engines.diffusers.ltx import LTXEngine
 from reel.engines.diffusers.wan import WanEngine
 from reel.media.video import probe, read_audio
 from reel.service import ledger
@@ -218,3 +221,58 @@ def test_ambience_pieces_join_with_a_cross_fade() -> None:
     assert seam[0] == pytest.approx(0.5) and seam[-1] == pytest.approx(-0.5)
     assert np.all(np.diff(seam) < 0)  # from one piece to the next, without a jump
     assert join_pieces([first], fade).shape == first.shape
+
+
+def test_ambience_on_ltx_video_in_one_piece(
+    tiny_models: dict[str, Path], tiny_audio: Path, tmp_path: Path
+) -> None:
+    ltx = LTXEngine(
+        params={
+            "model_dir": str(tiny_models["ltx"]),
+            **FAST,
+            "segment_frames": 9,
+            "ambience": {"model_dir": str(tiny_audio), "steps": 2, "seed": 7},
+        },
+        settings=Settings(data_dir=tmp_path / "data"),
+    )
+    request = GenerationRequest(
+        task_id="t2",
+        prompt="waves on the sea",
+        mode=Mode.TEXT_TO_VIDEO,
+        width=64,
+        height=32,
+        duration_s=4.0,  # shorter than the tiny model's 8 s: one call
+        output_path=tmp_path / "ltx.mp4",
+        seed=1,
+    )
+    try:
+        out = ltx.generate(request, lambda stage, pct: None)
+    finally:
+        ltx.close()
+    info, audio = probe(out.path), read_audio(out.path)
+    assert info.frames == 8 and info.audio is not None and audio is not None
+    assert info.audio.duration_s == pytest.approx(info.duration_s, abs=1 / info.fps)
+    assert audio.peak > 0.01 and float(np.std(audio.samples)) > 1e-3
+
+
+def test_ambience_scheduler_needing_torchsde_is_refused_without_it(
+    tiny_models: dict[str, Path],
+    tiny_audio: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = shutil.copytree(tiny_audio, tmp_path / "stable-audio-open")
+    config = folder / "scheduler" / "scheduler_config.json"
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "_class_name": "CosineDPMSolverMultistepScheduler"}))
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "torchsde" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    params = {"model_dir": str(tiny_models["wan"]), "ambience": {"model_dir": str(folder)}}
+    with pytest.raises(
+        EngineConfigError, match=r"needs torchsde: pip install 'reel-server\[ambience\]'"
+    ):
+        WanEngine.check(params=params, settings=Settings(data_dir=tmp_path / "data"))
