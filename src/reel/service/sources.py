@@ -96,14 +96,15 @@ def _referenced(services: Services, key: ApiKey, video_id: str, work: Path) -> S
         raise GenerationFailed("The source video could not be read") from exc
     extra = task.extra or {}
     shown = extra.get("openaiModel")
+    tier = Tier(task.tier)
     return Source(
         path=path,
         seconds=task.duration_s,
         width=task.width,
         height=task.height,
-        tier=Tier(task.tier),
+        tier=tier,
         model=task.model,
-        openai_model=shown if isinstance(shown, str) else pricing.TIER_OPENAI_MODEL[task.tier],
+        openai_model=shown if isinstance(shown, str) else pricing.TIER_OPENAI_MODEL[tier],
         task=task,
     )
 
