@@ -35,6 +35,7 @@ from reel.storage.naming import character_frame_key, input_video_key
 from reel.types import Tier
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
+from tests.api.console.conftest import TOKEN, sign_in
 from tests.conftest import auth, with_settings
 from tests.factories import make_key
 
@@ -433,3 +434,18 @@ def test_an_upload_over_the_cap_is_refused_before_it_is_read(
         },
     )
     assert resp.status_code == 413 and resp.json()["error"]["param"] == "body"
+
+
+def test_the_admin_console_shows_what_a_task_extends(
+    client: TestClient, services: Services
+) -> None:
+    key = make_key(services, credits=100)
+    source = completed(client, services, key.key, {"prompt": "a kite", "seconds": "4"})
+    body = {"prompt": "higher", "seconds": "8", "video": {"id": source["id"]}}
+    ext = client.post(f"{V1}/extensions", json=body, headers=auth(key.key)).json()
+    admin_services = with_settings(services, admin_token=TOKEN)
+    with TestClient(create_app(admin_services.settings, services=admin_services)) as c:
+        page = sign_in(c).get(f"/admin/tasks/{ext['id']}")
+    assert page.status_code == 200
+    assert "extension of" in page.text and f"/admin/tasks/{source['id']}" in page.text
+    assert "+8 s, extension 1 of its chain" in page.text
