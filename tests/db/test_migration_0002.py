@@ -29,7 +29,12 @@ def test_upgrade_fills_secrets_and_downgrades(tmp_path: Path) -> None:
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
         secrets = conn.execute(text("SELECT webhook_secret FROM api_keys")).scalars().all()
-        balance = conn.execute(text("SELECT balance FROM api_keys WHERE id = 'key_a'")).scalar()
+        balance = conn.execute(
+            text(
+                "SELECT a.balance FROM accounts a JOIN api_keys k ON k.account_id = a.id"
+                " WHERE k.id = 'key_a'"
+            )
+        ).scalar()
     assert len(set(secrets)) == 2 and all(s.startswith("whsec_") for s in secrets)
     assert balance == 5
     with engine.begin() as conn:

@@ -54,7 +54,7 @@ def assert_ledger_consistent(
         entries = conn.execute(
             "SELECT task_id, kind, amount FROM ledger_entries WHERE task_id IS NOT NULL"
         ).fetchall()
-        (balance,) = conn.execute("SELECT balance FROM api_keys").fetchone()
+        (balance,) = conn.execute("SELECT balance FROM accounts").fetchone()
         (grants,) = conn.execute(
             "SELECT sum(amount) FROM ledger_entries WHERE kind = 'grant'"
         ).fetchone()

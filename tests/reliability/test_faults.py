@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import multiprocessing as mp
 import sqlite3
 import time
@@ -63,7 +64,7 @@ def test_locked_database_answers_503_then_recovers(tmp_path: Path) -> None:
     with sqlite3.connect(srv.data_dir / "reel.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT count(*) FROM tasks").fetchone() == (1,)
-        assert db.execute("SELECT balance FROM api_keys").fetchone() == (4,)
+        assert db.execute("SELECT balance FROM accounts").fetchone() == (4,)
 
 
 class DiskFullStorage(LocalStorage):
@@ -128,10 +129,50 @@ def test_eight_processes_race_for_100_credits(tmp_path: Path) -> None:
     assert len(codes) == 200
     assert codes.count(200) == 25 and codes.count(402) == 175, sorted(set(codes))
     with sqlite3.connect(srv.data_dir / "reel.db") as db:
-        (balance,) = db.execute("SELECT balance FROM api_keys").fetchone()
+        (balance,) = db.execute("SELECT balance FROM accounts").fetchone()
         (total,) = db.execute("SELECT sum(amount) FROM ledger_entries").fetchone()
         (charges,) = db.execute(
             "SELECT count(*) FROM ledger_entries WHERE kind = 'charge'"
         ).fetchone()
         (tasks,) = db.execute("SELECT count(*) FROM tasks").fetchone()
     assert balance == 0 and total == 0 and charges == 25 and tasks == 25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+)
+def test_processes_race_for_a_daily_cap(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Six processes create at once through two keys of one account with plenty of credits and
+    a daily cap of 5 videos' credits: exactly 5 pass, every other create is QUOTA_EXCEEDED and
+    charged nothing (the check runs after the charge has locked the account's row)."""
+    env = {"REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000", "REEL_RATE_LIMIT_CREATE": "1000/hour"}
+    if database == "postgresql":
+        env["REEL_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+        env.update(REEL_SECRET_KEY="race-" + "x" * 32, REEL_PUBLIC_URL="auto")
+    with ReelServer(tmp_path / "data", workers=0, **env) as srv:
+        first = srv.create_key(credits=1000)
+        account = str(first["account"])
+        out = srv.cli("keys", "create", "--name", "second", "--account", account, "--json")
+        second = json.loads(out.stdout.strip().splitlines()[-1])
+        assert second["account"] == account
+        probe = httpx.post(
+            f"{srv.url}/api/sora-2/generate",
+            json={**T2V, "prompt": "probe"},
+            headers={"Authorization": f"Bearer {first['key']}"},
+            timeout=30,
+        )
+        assert probe.status_code == 200
+        price = 1000 - int(srv.query("SELECT balance FROM accounts")[0][0])
+        srv.cli("accounts", "limits", account, "--daily-credits", str(5 * price))
+        keys = [str(first["key"]), str(second["key"])] * 3
+        with mp.get_context("spawn").Pool(6) as pool:
+            batches = pool.map(_create_many, [(srv.url, k, 6) for k in keys])
+        (balance,) = srv.query("SELECT balance FROM accounts")[0]
+        (charges,) = srv.query("SELECT count(*) FROM ledger_entries WHERE kind = 'charge'")[0]
+        (tasks,) = srv.query("SELECT count(*) FROM tasks")[0]
+    codes = [c for batch in batches for c in batch]
+    assert codes.count(200) == 4 and codes.count(429) == 32, sorted(set(codes))
+    assert balance == 1000 - 5 * price and charges == 5 and tasks == 5

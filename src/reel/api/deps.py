@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Response
 
 from reel.config import Settings
 from reel.db.models import ApiKey
-from reel.service import keys
+from reel.service import accounts, keys
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter, LoginRequired
 from reel.service.ratelimit import Bucket, RateLimiter
@@ -69,6 +69,11 @@ def _limit(bucket: Bucket):
     ) -> ApiKey:
         key = current_key(request, services)
         response.headers.update(count_request(limiter, bucket, key.id))
+        if bucket is Bucket.CREATE:
+            with services.db.read() as session:
+                per_hour = accounts.creates_per_hour(session, key.account_id)
+            if per_hour is not None:
+                limiter.hit_account(key.account_id, per_hour)
         return key
 
     return dependency

@@ -20,6 +20,7 @@ T = TypeVar("T")
 STATUS: Final[Mapping[type[e.ReelError], int]] = {
     e.LoginRequired: 401,
     e.RateLimited: 429,
+    e.QuotaExceeded: 429,
     e.ActiveTaskLimit: 429,
     e.InsufficientCredits: 402,
     e.PromptRequired: 400,
@@ -54,6 +55,7 @@ OPENAI_STATUS: Final[Mapping[type[e.ReelError], int]] = {e.InsufficientCredits: 
 #: lower-cased errorCode).
 OPENAI_ERRORS: Final[Mapping[type[e.ReelError], tuple[str, str]]] = {
     e.LoginRequired: ("invalid_request_error", "invalid_api_key"),
+    e.QuotaExceeded: ("insufficient_quota", "insufficient_quota"),
     e.RateLimited: ("requests", "rate_limit_exceeded"),
     e.ActiveTaskLimit: ("requests", "active_task_limit_exceeded"),
     e.InsufficientCredits: ("insufficient_quota", "insufficient_quota"),
@@ -67,7 +69,7 @@ OPENAI_ERRORS: Final[Mapping[type[e.ReelError], tuple[str, str]]] = {
 }
 
 #: Errors the OpenAI SDK must not retry although their status says it may.
-_OPENAI_NO_RETRY: Final = (e.InsufficientCredits,)
+_OPENAI_NO_RETRY: Final = (e.InsufficientCredits, e.QuotaExceeded)
 
 
 def _lookup(table: Mapping[type[e.ReelError], T], exc: e.ReelError) -> T | None:

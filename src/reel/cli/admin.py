@@ -63,13 +63,17 @@ def _when(ts: float | None) -> str:
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="A label for the key's owner.")],
-    credits: Annotated[int, typer.Option(min=0, help="Opening credit balance.")] = 0,
+    credits: Annotated[int, typer.Option(min=0, help="Credits granted to its account.")] = 0,
+    account: Annotated[
+        str | None,
+        typer.Option(help="Add the key to this account (acct_…); default: a new account."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line for scripts.")] = False,
 ) -> None:
-    """Create a key. Its secret is printed once and never stored."""
+    """Create a key (in a new account, or in --account). Its secret is printed once."""
 
     def action(services: Services) -> keys.IssuedKey:
-        return admin.issue_key(services, name=name, credits=credits)
+        return admin.issue_key(services, name=name, credits=credits, account_id=account)
 
     issued = _run(action)
     if as_json:
@@ -78,6 +82,7 @@ def create(
                 {
                     "id": issued.id,
                     "name": issued.name,
+                    "account": issued.account,
                     "key": issued.key,
                     "credits": issued.credits,
                     "webhookSecret": issued.webhook_secret,
@@ -85,7 +90,10 @@ def create(
             )
         )
         return
-    typer.echo(f"Created key {issued.id} ({issued.name}) with {issued.credits} credits.")
+    typer.echo(
+        f"Created key {issued.id} ({issued.name}) in account {issued.account}"
+        f" (+{issued.credits} credits)."
+    )
     typer.echo("Secret (shown once; store it now):")
     typer.echo(issued.key)
     typer.echo("Webhook signing secret (shown once; verifies this key's webhook events):")
@@ -144,6 +152,7 @@ def list_(as_json: JsonOpt = False) -> None:
                 {
                     "id": row.key.id,
                     "name": row.key.name,
+                    "account": row.key.account_id,
                     "credits": row.key.balance,
                     "createdAt": row.key.created_at,
                     "revokedAt": row.key.revoked_at,

@@ -12,31 +12,65 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from reel.db.base import Base
 
 
-class ApiKey(Base):
-    """An API key and the credit balance it spends from."""
+class Account(Base):
+    """Who pays: the credit balance, the ledger, the quotas and the tasks belong to an account;
+    an account has any number of keys."""
 
-    __tablename__ = "api_keys"
+    __tablename__ = "accounts"
     __table_args__ = (CheckConstraint("balance >= 0", name="balance_non_negative"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    balance: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    #: Credits its tasks may keep per UTC day / calendar month (refunds give them back).
+    daily_credits: Mapped[int | None] = mapped_column(Integer, default=None)
+    monthly_credits: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Videos (tasks not refunded) it may create per UTC day.
+    daily_videos: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Creations per hour across all its keys, on top of each key's own limit.
+    creates_per_hour: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ApiKey(Base):
+    """An API key: it spends from its account's balance and sees its account's tasks."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     #: First characters of the secret, for lookup; not secret on their own.
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     #: SHA-256 hex of the whole key; the key itself is never stored.
     key_hash: Mapped[str] = mapped_column(String(64))
-    balance: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: Where this key's webhook events go (``reel keys webhook``); a task's callBackUrl wins.
     webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     #: Standard Webhooks signing secret (``whsec_…``); kept to sign, shown to its owner once.
     webhook_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    #: Its account's balance, read with the key (read-only: the ledger changes it).
+    balance: Mapped[int] = column_property(
+        select(Account.balance).where(Account.id == account_id).scalar_subquery()
+    )
+
+
+def _account_of_key(context: DefaultExecutionContext) -> str | None:
+    """A row that names a key and no account belongs to the key's account."""
+    key_id = context.get_current_parameters().get("key_id")
+    if key_id is None:
+        return None
+    keys = ApiKey.__table__
+    return context.connection.scalar(select(keys.c.account_id).where(keys.c.id == key_id))
 
 
 class Task(Base):
@@ -44,12 +78,15 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_claim", "status", "model", "priority", "created_at"),
         Index("ix_tasks_key_created", "key_id", "created_at"),
+        Index("ix_tasks_account_created", "account_id", "created_at"),
         Index("ix_tasks_status_finished", "status", "finished_at"),
         CheckConstraint("credits >= 0", name="credits_non_negative"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: The key that created it; the task belongs to (and is seen by every key of) its account.
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), default=_account_of_key)
     status: Mapped[str] = mapped_column(String(16))
     #: Which API surface created it ("seed" | "openai"): decides how it is shown.
     surface: Mapped[str] = mapped_column(String(16), default="seed")
@@ -106,7 +143,12 @@ class LedgerEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id"), index=True, default=_account_of_key
+    )
+    #: The key that made the movement (its opening grant, its task's charge); ``None`` for an
+    #: operator's grant to the account.
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), index=True, default=None)
     task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), default=None)
     kind: Mapped[str] = mapped_column(String(16))
     #: Signed: grants and refunds positive, charges negative.
@@ -235,3 +277,21 @@ class Character(Base):
     frame_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float)
     deleted_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class AuditEntry(Base):
+    """An operator's action (key, credits, limits, retry, cancel, sign-in): append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    #: Who: ``cli:<user>`` or ``console`` (with the session's tag).
+    actor: Mapped[str] = mapped_column(String(200))
+    #: What: ``key.create``, ``key.revoke``, ``credits.grant``, ``account.limits``, …
+    action: Mapped[str] = mapped_column(String(40))
+    #: On what: a key, account or task id.
+    target: Mapped[str] = mapped_column(String(200), index=True)
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)

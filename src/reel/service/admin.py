@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, LedgerEntry, Task
-from reel.service import keys, ledger, tasks, webhooks
+from reel.service import accounts, audit, keys, ledger, tasks, webhooks
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter, TaskNotFound, TaskNotRetryable
 from reel.types import TaskStatus
@@ -159,7 +159,7 @@ def retry_refusal(detail: TaskDetail) -> str | None:
     return None
 
 
-def retry(services: Services, task_id: str) -> Task:
+def retry(services: Services, task_id: str, *, actor: str = audit.CLI) -> Task:
     """A new task with the original's request and price, charged to the same key."""
     with services.db.read() as session:
         detail = task_detail(session, task_id)
@@ -174,22 +174,43 @@ def retry(services: Services, task_id: str) -> Task:
         retry_key=f"{old.id}:{len(detail.retries)}",
     )
     try:
-        return tasks.create(services, detail.key, cmd)
+        new = tasks.create(services, detail.key, cmd)
     except IntegrityError as exc:
         with services.db.read() as session:
             if session.scalar(select(Task.id).where(Task.retry_key == cmd.retry_key)) is None:
                 raise
         raise TaskNotRetryable(f"Cannot retry {task_id}: it is being retried already") from exc
+    with services.db.write() as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="task.retry",
+            target=task_id,
+            before={"status": old.status},
+            after={"retry": new.id, "credits": new.credits},
+        )
+    return new
 
 
-def cancel(services: Services, task_id: str) -> Task:
+def cancel(services: Services, task_id: str, *, actor: str = audit.CLI) -> Task:
     """Cancel any key's task, as its owner could (queued: now; running: at the next step)."""
     with services.db.read() as session:
         task = session.get(Task, task_id)
         if task is None:
             raise TaskNotFound()
         key = keys.get(session, task.key_id)
-    return tasks.cancel(services, key, task_id)
+    before = task.status
+    canceled = tasks.cancel(services, key, task_id)
+    with services.db.write() as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="task.cancel",
+            target=task_id,
+            before={"status": before},
+            after={"status": canceled.status, "cancelRequested": canceled.cancel_requested},
+        )
+    return canceled
 
 
 # --- keys --------------------------------------------------------------------------------
@@ -210,41 +231,120 @@ def key_rows(session: Session) -> list[KeyRow]:
     return sorted(rows, key=lambda r: (r.key.revoked_at is not None, -r.key.created_at))
 
 
-def issue_key(services: Services, *, name: str, credits: int) -> keys.IssuedKey:
+def issue_key(
+    services: Services,
+    *,
+    name: str,
+    credits: int,
+    account_id: str | None = None,
+    actor: str = audit.CLI,
+) -> keys.IssuedKey:
+    """A new key in a new account, or in ``account_id`` (sharing its balance and tasks)."""
     with services.db.write() as session:
-        return keys.issue(session, name=name, credits=credits)
+        issued = keys.issue(session, name=name, credits=credits, account_id=account_id)
+        audit.record(
+            session,
+            actor=actor,
+            action="key.create",
+            target=issued.id,
+            after={"name": issued.name, "account": issued.account, "credits": credits},
+        )
+        return issued
 
 
-def top_up(services: Services, key_id: str, credits: int, *, note: str | None = None) -> int:
-    """Grant credits; returns the new balance."""
+def top_up(
+    services: Services,
+    key_id: str,
+    credits: int,
+    *,
+    note: str | None = None,
+    actor: str = audit.CLI,
+) -> int:
+    """Grant credits to the key's account; returns the new balance."""
     if note is not None and len(note) > 200:
         raise InvalidParameter("note must be at most 200 characters", param="note")
     with services.db.write() as session:
         key = keys.get(session, key_id)
         if key.revoked_at is not None:
             raise InvalidParameter("this key is revoked", param="key")
-        return ledger.grant(session, key_id, credits, note=note or "top-up").balance_after
+        before = key.balance
+        after = ledger.grant(session, key_id, credits, note=note or "top-up").balance_after
+        audit.record(
+            session,
+            actor=actor,
+            action="credits.grant",
+            target=key.account_id,
+            before={"credits": before},
+            after={"credits": after, "key": key_id, "note": note},
+        )
+        return after
 
 
-def set_webhook(services: Services, key_id: str, url: str | None) -> None:
+def set_webhook(
+    services: Services, key_id: str, url: str | None, *, actor: str = audit.CLI
+) -> None:
     """Point a key's webhook events at ``url`` (checked by the SSRF guard), or stop them."""
     target = (
         None if url is None else webhooks.check_target(url, services.webhook_policy, param="url")
     )
     with services.db.write() as session:
+        before = keys.get(session, key_id).webhook_url
         webhooks.set_url(session, key_id, target)
+        audit.record(
+            session,
+            actor=actor,
+            action="key.webhook",
+            target=key_id,
+            before={"webhookUrl": before},
+            after={"webhookUrl": target},
+        )
 
 
-def rotate_webhook_secret(services: Services, key_id: str) -> str:
+def rotate_webhook_secret(services: Services, key_id: str, *, actor: str = audit.CLI) -> str:
     """A new webhook signing secret for the key (shown once); the old one stops verifying."""
     with services.db.write() as session:
-        return webhooks.rotate_secret(session, key_id)
+        secret = webhooks.rotate_secret(session, key_id)
+        audit.record(session, actor=actor, action="key.webhook_secret", target=key_id)
+        return secret
 
 
-def revoke_key(services: Services, key_id: str) -> ApiKey:
+def revoke_key(services: Services, key_id: str, *, actor: str = audit.CLI) -> ApiKey:
     with services.db.write() as session:
-        return keys.revoke(session, key_id)
+        before = keys.get(session, key_id).revoked_at
+        row = keys.revoke(session, key_id)
+        audit.record(
+            session,
+            actor=actor,
+            action="key.revoke",
+            target=key_id,
+            before={"revokedAt": before},
+            after={"revokedAt": row.revoked_at, "account": row.account_id},
+        )
+        return row
 
 
 def key_ledger(session: Session, key_id: str, *, limit: int = 100) -> list[LedgerEntry]:
     return ledger.history(session, key_id, limit=limit)
+
+
+# --- accounts ----------------------------------------------------------------------------
+def set_limits(
+    services: Services,
+    account_id: str,
+    changes: dict[str, int | None],
+    *,
+    actor: str = audit.CLI,
+) -> accounts.Limits:
+    """Change an account's quotas or creation limit; returns the limits now in force."""
+    with services.db.write() as session:
+        before = accounts.set_limits(session, account_id, changes)
+        after = accounts.limits_of(accounts.get(session, account_id))
+        audit.record(
+            session,
+            actor=actor,
+            action="account.limits",
+            target=account_id,
+            before=before.as_dict(),
+            after=after.as_dict(),
+        )
+        return after

@@ -10,12 +10,16 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from reel.db.models import AdminSession
+from reel.service import audit
 from reel.service.clock import now
 from reel.service.context import Services
 
 
-def start(services: Services, session_id: str, *, token_tag: str, expires_at: float) -> None:
-    """Record a new session (and forget expired ones and those of an older admin token)."""
+def start(
+    services: Services, session_id: str, *, token_tag: str, expires_at: float, client: str = "-"
+) -> None:
+    """Record a new session (and forget expired ones and those of an older admin token), and
+    the sign-in in the audit log."""
     t = now()
     with services.db.write() as session:
         session.execute(
@@ -25,6 +29,13 @@ def start(services: Services, session_id: str, *, token_tag: str, expires_at: fl
         )
         session.add(
             AdminSession(id=session_id, token_tag=token_tag, created_at=t, expires_at=expires_at)
+        )
+        audit.record(
+            session,
+            actor=audit.CONSOLE,
+            action="admin.sign_in",
+            target=f"session:{session_id[:12]}",
+            after={"client": client, "expiresAt": expires_at},
         )
 
 
@@ -44,6 +55,12 @@ def active(services: Services, session_id: str, *, token_tag: str) -> bool:
 def end(services: Services, session_id: str) -> None:
     with services.db.write() as session:
         session.execute(delete(AdminSession).where(AdminSession.id == session_id))
+        audit.record(
+            session,
+            actor=audit.CONSOLE,
+            action="admin.sign_out",
+            target=f"session:{session_id[:12]}",
+        )
 
 
 def end_all(services: Services) -> int:
@@ -51,4 +68,11 @@ def end_all(services: Services) -> int:
     with services.db.write() as session:
         ended = session.execute(select(AdminSession.id)).scalars().all()
         session.execute(delete(AdminSession))
+        audit.record(
+            session,
+            actor=audit.CONSOLE,
+            action="admin.sign_out_all",
+            target="sessions",
+            after={"ended": len(ended)},
+        )
     return len(ended)

@@ -46,6 +46,12 @@ class RateLimited(ReelError):
         self.headers = {**(headers or {}), "Retry-After": str(retry_after)}
 
 
+class QuotaExceeded(RateLimited):
+    """The account's quota for this period is used up"""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class ActiveTaskLimit(ReelError):
     """Too many unfinished tasks for this API key; wait for some to finish"""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reel.db.models import ApiKey
+from reel.db.models import Account, ApiKey
 from reel.service import ledger
 from reel.service.clock import now
 from reel.service.errors import InvalidParameter, LoginRequired, NotFound
@@ -28,6 +28,8 @@ class IssuedKey:
     credits: int
     #: Signs this key's webhook events; shown once, like ``key``.
     webhook_secret: str = ""
+    #: The account it spends from and whose tasks it sees.
+    account: str = ""
 
 
 def _hash(key: str) -> str:
@@ -40,17 +42,26 @@ def _lookup_prefix(key: str) -> str | None:
     return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_CHARS]
 
 
-def issue(session: Session, *, name: str, credits: int) -> IssuedKey:
-    """Create a key with an opening grant. The secret is returned here and never again."""
+def issue(session: Session, *, name: str, credits: int, account_id: str | None = None) -> IssuedKey:
+    """Create a key with an opening grant, in a new account named like it, or in the existing
+    ``account_id``. The secret is returned here and never again."""
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidParameter("name must be 1-200 characters", param="name")
     if credits < 0:
         raise InvalidParameter("credits must be zero or more", param="credits")
+    if account_id is None:
+        account = Account(id="acct_" + secrets.token_hex(8), name=name, balance=0, created_at=now())
+        session.add(account)
+        session.flush()
+        account_id = account.id
+    elif session.get(Account, account_id) is None:
+        raise NotFound(f"no account {account_id}")
     secret = secrets.token_urlsafe(32).replace("-", "x").replace("_", "y")
     key = KEY_PREFIX + secret
     row = ApiKey(
         id="key_" + secrets.token_hex(8),
+        account_id=account_id,
         name=name,
         prefix=key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_CHARS],
         key_hash=_hash(key),
@@ -62,7 +73,7 @@ def issue(session: Session, *, name: str, credits: int) -> IssuedKey:
     session.flush()
     if credits:
         ledger.grant(session, row.id, credits, note="opening balance")
-    return IssuedKey(row.id, row.name, key, credits, row.webhook_secret or "")
+    return IssuedKey(row.id, row.name, key, credits, row.webhook_secret or "", account_id)
 
 
 def new_webhook_secret() -> str:
@@ -105,8 +116,11 @@ def get(session: Session, key_id: str) -> ApiKey:
     return row
 
 
-def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+def list_keys(session: Session, *, account_id: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    return list(session.scalars(query))
 
 
 def revoke(session: Session, key_id: str) -> ApiKey:

@@ -76,6 +76,20 @@ class RateLimiter:
             )
         return quota
 
+    def hit_account(self, account_id: str, per_hour: int) -> None:
+        """Count one creation against an account's own hourly limit (all its keys together)."""
+        item = parse(f"{per_hour}/hour")
+        try:
+            allowed = per_hour > 0 and self._limiter.hit(item, "account-create", account_id)
+            stats = self._limiter.get_window_stats(item, "account-create", account_id)
+        except StorageError as exc:
+            raise _unavailable() from exc
+        if not allowed:
+            raise RateLimited(
+                f"Account rate limit exceeded ({per_hour} creations per hour)",
+                retry_after=max(1, math.ceil(stats.reset_time - now())),
+            )
+
     def peek(self, bucket: Bucket, key_id: str) -> Quota:
         item = self._items[bucket]
         try:

@@ -1,10 +1,10 @@
-"""check-status in one statement: the key by its token, the key's task, the task's queue place.
+"""check-status in one statement: the key by its token, its account's task, the queue place.
 
 Polling is the contract's hot path (every client asks every few seconds, for minutes per video),
 so it is one Core SELECT with no ORM objects: the key rows sharing the token's lookup prefix,
-each outer-joined to the requested task when that key owns it, plus the number of tasks ahead
-in its model's queue, counted (by the claim index) only when the task is queued. The key row is
-read on every request, so a revoked key is refused at once.
+each outer-joined to the requested task when that key's account owns it, plus the number of
+tasks ahead in its model's queue, counted (by the claim index) only when the task is queued. The
+key row is read on every request, so a revoked key is refused at once.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ _STATEMENT: Final = (
             _T,
             and_(
                 _T.c.id == bindparam("task_id"),
-                _T.c.key_id == _K.c.id,
+                _T.c.account_id == _K.c.account_id,
                 _T.c.deleted_at.is_(None),
             ),
         )
@@ -73,7 +73,8 @@ _STATEMENT: Final = (
 @dataclass(frozen=True, slots=True)
 class Poll:
     key_id: str
-    #: The task's row (its columns under the ORM attribute names); ``None``: not this key's.
+    #: The task's row (its columns under the ORM attribute names); ``None``: not this key's
+    #: account's.
     task: Task | None
     #: 1 for the next task its model's workers will take; ``None`` unless queued.
     queue_position: int | None

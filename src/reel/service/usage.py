@@ -215,15 +215,20 @@ class KeyUsage:
 
 
 def key_usage(session: Session, key_id: str) -> KeyUsage:
+    return _usage(session, Task.key_id == key_id)
+
+
+def account_usage(session: Session, account_id: str) -> KeyUsage:
+    """The same for every task of an account, whichever key created it."""
+    return _usage(session, Task.account_id == account_id)
+
+
+def _usage(session: Session, owned: ColumnElement[bool]) -> KeyUsage:
     counts = dict(
-        session.execute(
-            select(Task.status, func.count()).where(Task.key_id == key_id).group_by(Task.status)
-        ).all()
+        session.execute(select(Task.status, func.count()).where(owned).group_by(Task.status)).all()
     )
     charged = (TaskStatus.COMPLETED, TaskStatus.QUEUED, TaskStatus.RUNNING)
     spent = session.scalar(
-        select(func.coalesce(func.sum(Task.credits), 0)).where(
-            Task.key_id == key_id, Task.status.in_(charged)
-        )
+        select(func.coalesce(func.sum(Task.credits), 0)).where(owned, Task.status.in_(charged))
     )
     return KeyUsage({str(k): int(v) for k, v in counts.items()}, int(spent or 0))

@@ -128,7 +128,11 @@ async def login(request: Request, services: ServicesDep) -> Response:
         )
     cookie, session = new_session(settings, now=now())
     admin_sessions.start(
-        services, session_id(session), token_tag=token_tag(settings), expires_at=session.expires
+        services,
+        session_id(session),
+        token_tag=token_tag(settings),
+        expires_at=session.expires,
+        client=client,
     )
     response = RedirectResponse(next_path, 303)
     response.set_cookie(

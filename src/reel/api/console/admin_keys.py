@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reel.api.console.auth import AdminDep, CheckedForm, field
 from reel.api.console.render import page
 from reel.api.deps import ServicesDep
-from reel.service import admin, keys
+from reel.service import admin, audit, keys
 from reel.service.errors import NotFound, ReelError
 
 router = APIRouter(prefix="/admin/keys", include_in_schema=False)
@@ -76,7 +76,7 @@ def create_key(
             status_code=400,
         )
     try:
-        issued = admin.issue_key(services, name=name, credits=credits)
+        issued = admin.issue_key(services, name=name, credits=credits, actor=audit.CONSOLE)
     except ReelError as exc:
         return _keys_page(
             request, session.csrf, services, error=exc.message, form=values, status_code=400
@@ -140,7 +140,9 @@ def add_credits(
     try:
         if credits is None:
             raise ReelError("Credits must be a whole number.")
-        admin.top_up(services, key_id, credits, note=field(form, "note") or None)
+        admin.top_up(
+            services, key_id, credits, note=field(form, "note") or None, actor=audit.CONSOLE
+        )
     except ReelError as exc:
         return _key_page(
             request, session.csrf, services, key_id, error=exc.message, status_code=400
@@ -153,7 +155,7 @@ def revoke(
     request: Request, key_id: str, session: AdminDep, _form: CheckedForm, services: ServicesDep
 ) -> Response:
     try:
-        admin.revoke_key(services, key_id)
+        admin.revoke_key(services, key_id, actor=audit.CONSOLE)
     except ReelError as exc:
         return _key_page(
             request, session.csrf, services, key_id, error=exc.message, status_code=404

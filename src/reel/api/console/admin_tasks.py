@@ -12,7 +12,7 @@ from reel.api.console.auth import AdminDep, CheckedForm
 from reel.api.console.render import page
 from reel.api.deps import ServicesDep
 from reel.api.schemas.seed import base_url
-from reel.service import admin, retention
+from reel.service import admin, audit, retention
 from reel.service.errors import ReelError, TaskNotFound
 from reel.types import TaskStatus
 
@@ -155,7 +155,7 @@ def cancel(
     request: Request, task_id: str, session: AdminDep, _form: CheckedForm, services: ServicesDep
 ) -> Response:
     try:
-        task = admin.cancel(services, task_id)
+        task = admin.cancel(services, task_id, actor=audit.CONSOLE)
     except ReelError as exc:
         return _task_page(
             request, session.csrf, services, task_id, error=exc.message, status_code=409
@@ -168,7 +168,7 @@ def retry(
     request: Request, task_id: str, session: AdminDep, _form: CheckedForm, services: ServicesDep
 ) -> Response:
     try:
-        task = admin.retry(services, task_id)
+        task = admin.retry(services, task_id, actor=audit.CONSOLE)
     except ReelError as exc:
         return _task_page(
             request, session.csrf, services, task_id, error=exc.message, status_code=409

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from reel.api import idempotency
 from reel.api.deps import (
@@ -25,6 +27,7 @@ from reel.api.schemas.seed import (
     GenerateRequest,
     GenerateResponse,
     PricingResponse,
+    QuotaState,
     RateLimitState,
     StatusResponse,
     TaskPage,
@@ -33,7 +36,9 @@ from reel.api.schemas.seed import (
     parse_task_id,
     present,
 )
-from reel.service import pricing, status, tasks, usage, webhooks
+from reel.service import accounts, pricing, status, tasks, usage, webhooks
+from reel.service import usage_export as usage_statement
+from reel.service.clock import now
 from reel.service.errors import (
     InvalidParameter,
     LoginRequired,
@@ -184,11 +189,24 @@ def list_tasks(
     "/account",
     response_model=AccountResponse,
     responses=_errors(401, 429, 500, 503),
-    summary="Balance, limits and usage of this key (extension)",
+    summary="Balance, limits, quotas and usage of this key's account (extension)",
 )
 def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> AccountResponse:
     with services.db.read() as session:
-        used = usage.key_usage(session, key.id)
+        used = usage.account_usage(session, key.account_id)
+        owner = accounts.get(session, key.account_id)
+        period = accounts.period_usage(session, key.account_id)
+    caps = accounts.limits_of(owner)
+    at = now()
+    span = period.periods
+    quotas = {
+        name: QuotaState(limit=cap, used=spent, resetSeconds=max(0, math.ceil(turns - at)))
+        for name, cap, spent, turns in (
+            ("dailyCredits", caps.daily_credits, period.day_credits, span.next_day),
+            ("monthlyCredits", caps.monthly_credits, period.month_credits, span.next_month),
+            ("dailyVideos", caps.daily_videos, period.day_videos, span.next_day),
+        )
+    }
     limits = {}
     for bucket in Bucket:
         q = limiter.peek(bucket, key.id)
@@ -198,15 +216,46 @@ def account(key: StatusKey, services: ServicesDep, limiter: LimiterDep) -> Accou
     return AccountResponse(
         keyId=key.id,
         name=key.name,
-        credits=key.balance,
+        accountId=owner.id,
+        accountName=owner.name,
+        credits=owner.balance,
         activeTasks=used.active,
         maxActiveTasks=services.settings.max_active_tasks_per_key,
         rateLimits=limits,
+        quotas=quotas,
+        accountCreatesPerHour=caps.creates_per_hour,
         usage={
             "tasks": sum(used.by_status.values()),
             **{s.value: used.by_status.get(s, 0) for s in TaskStatus},
             "creditsSpent": used.credits_spent,
         },
+    )
+
+
+@router.get(
+    "/usage",
+    responses={
+        **_errors(400, 401, 429, 500, 503),
+        200: {"content": {"text/csv": {}, "application/json": {}}},
+    },
+    summary="This key's account's tasks in a time range, with credits kept (extension)",
+)
+def usage_export(
+    key: StatusKey,
+    services: ServicesDep,
+    since: Annotated[str | None, Query(alias="from")] = None,
+    until: Annotated[str | None, Query(alias="to")] = None,
+    fmt: Annotated[str, Query(alias="format")] = "csv",
+) -> StreamingResponse:
+    if fmt not in usage_statement.FORMATS:
+        raise InvalidParameter("format must be csv or json", param="format")
+    span = usage_statement.parse_range(since, until, at=now())
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    name = f"usage-{key.account_id}.{fmt}"
+    return StreamingResponse(
+        usage_statement.stream(services.db, key.account_id, span, fmt),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -178,14 +178,26 @@ class RateLimitState(BaseModel):
     resetSeconds: int
 
 
+class QuotaState(BaseModel):
+    """A cap of the account over a UTC calendar period; ``limit`` ``None``: no cap."""
+
+    limit: int | None
+    used: int
+    resetSeconds: int
+
+
 class AccountResponse(BaseModel):
     success: Literal[True] = True
     keyId: str
     name: str
+    accountId: str
+    accountName: str
     credits: int
     activeTasks: int
     maxActiveTasks: int
     rateLimits: dict[str, RateLimitState]
+    quotas: dict[str, QuotaState]
+    accountCreatesPerHour: int | None
     usage: dict[str, int]
 
 

@@ -1,0 +1,46 @@
+"""Console: the accounts page with each account's keys and usage download, and the audit page
+(sign-ins and operator actions, user text escaped)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi.testclient import TestClient
+
+from reel.service import admin
+from reel.service.context import Services
+from tests.conftest import auth
+
+
+def test_accounts_page_lists_keys_and_downloads_usage(
+    admin_client: TestClient, admin_services: Services
+) -> None:
+    team = admin.issue_key(admin_services, name="<b>team</b>", credits=40)
+    admin.issue_key(admin_services, name="team-ci", credits=0, account_id=team.account)
+    r = admin_client.post(
+        "/api/sora-2/generate",
+        json={"prompt": "kite", "mode": "textToVideo"},
+        headers=auth(team.key),
+    )
+    assert r.status_code == 200
+    html = admin_client.get("/admin/accounts").text
+    assert team.account in html and "team-ci" in html and "<b>team</b>" not in html
+    usage = admin_client.get(f"/admin/accounts/{team.account}/usage?format=csv")
+    assert usage.status_code == 200 and "attachment" in usage.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(usage.text)))
+    assert [row["taskId"] for row in rows] == [r.json()["taskId"]]
+    assert admin_client.get("/admin/accounts/acct_nope/usage").status_code == 404
+
+
+def test_audit_page_shows_sign_in_and_actions(
+    admin_client: TestClient, admin_services: Services, anon: TestClient
+) -> None:
+    issued = admin.issue_key(admin_services, name="audited", credits=1)
+    admin.revoke_key(admin_services, issued.id, actor="console")
+    html = admin_client.get("/admin/audit").text
+    for action in ("admin.sign_in", "key.create", "key.revoke"):
+        assert action in html
+    assert issued.id in admin_client.get(f"/admin/audit?target={issued.id}").text
+    anon.cookies.clear()
+    assert anon.get("/admin/audit", follow_redirects=False).status_code in (303, 401)
