@@ -12,11 +12,19 @@ Each works from the task's own validated copies (``inputs/…`` in storage), nev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from reel.db.models import Task
-from reel.engines.base import Engine, EngineError, EngineOutput, GenerationRequest, ProgressSink
+from reel.engines.base import (
+    Capabilities,
+    Engine,
+    EngineError,
+    EngineOutput,
+    GenerationRequest,
+    ProgressSink,
+)
 from reel.media.clips import join
 from reel.media.errors import MediaError
 from reel.service import characters, extensions
@@ -30,18 +38,36 @@ def generate(
     engine: Engine,
     task: Task,
     req: GenerationRequest,
-    storage: Storage,
     progress: ProgressSink,
+    *,
+    storage: Storage,
+    capabilities: Callable[[], Capabilities],
 ) -> EngineOutput:
+    """Run the engine for ``task``. ``capabilities`` is asked only for an operation: a model
+    whose engine no longer does it (the models file changed after the task was accepted)
+    fails the task, refunded, instead of quietly making something else."""
     extra = task.extra or {}
     work = req.output_path.parent
     used = extra.get(characters.CHARACTERS)
+    op = extra.get(extensions.OPERATION)
+    needs = ["references"] if isinstance(used, list) and used else []
+    if op == "extension":
+        needs.append("extend")
+    elif op == "edit":
+        needs.append("edit")
+    if needs:
+        caps = capabilities()
+        lacking = [n for n in needs if not getattr(caps, n)]
+        if lacking:
+            raise EngineError(
+                f"The model serving this task no longer does this ({', '.join(lacking)}); "
+                "your credits have been refunded"
+            )
     if isinstance(used, list) and used:
         refs = tuple(work / f"ref{n}.png" for n in range(len(used)))
         for n, path in enumerate(refs):
             _get(storage, input_reference_key(task.id, n), path, "a character's reference frame")
         req = replace(req, reference_images=refs)
-    op = extra.get(extensions.OPERATION)
     if op not in ("extension", "edit"):
         return engine.generate(req, progress)
     source = work / "source.mp4"

@@ -23,7 +23,7 @@ from reel.engines.base import (
     GenerationRequest,
     Interrupted,
 )
-from reel.engines.registry import load_engine
+from reel.engines.registry import check_engine, load_engine
 from reel.media.previews import spritesheet, thumbnail
 from reel.queue import claim_next, claim_task
 from reel.service import lifecycle
@@ -172,7 +172,16 @@ class Runner:
                 engine = self._engine(task.model)
                 req = self._request(task, work, spec.params, lease)
                 reporter(Stage.GENERATING, 0.0)
-                output = operations.generate(engine, task, req, self.services.storage, reporter)
+                output = operations.generate(
+                    engine,
+                    task,
+                    req,
+                    reporter,
+                    storage=self.services.storage,
+                    capabilities=lambda: check_engine(
+                        spec.engine, params=spec.params, settings=self.settings
+                    ),
+                )
                 check_length(task, output.path)
                 reporter(Stage.STORING, 99.0)
                 delivered = self._finisher.finish(
