@@ -6,7 +6,7 @@ import typer
 from pydantic import ValidationError
 
 from reel import __version__
-from reel.cli import admin, generate, observe, serve, verify, webhooks
+from reel.cli import accounts, admin, generate, observe, serve, verify, webhooks
 from reel.cli.common import ReelGroup
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app.command("workers")(observe.workers)
 app.command("queue")(observe.queue)
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.credits_app, name="credits")
+app.add_typer(accounts.accounts_app, name="accounts")
+app.add_typer(accounts.usage_app, name="usage")
+app.add_typer(accounts.audit_app, name="audit")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
 app.command("generate")(generate.generate)
 app.command("extend")(generate.extend)

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from reel.db.models import ApiKey, Task
+from reel.db.models import Account, ApiKey, Task
 from reel.db.session import changed
 from reel.media.errors import MediaError
 from reel.queue import Dispatcher
-from reel.service import ledger, lifecycle, moderation, pricing, retention, webhooks
+from reel.service import accounts, ledger, lifecycle, moderation, pricing, retention, webhooks
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import (
@@ -125,7 +125,7 @@ def create(
     cost = cmd.price
     task_id = new_task_id()
     with services.db.read() as session:
-        _check_can_start(session, key.id, cost, services.settings.max_active_tasks_per_key)
+        _check_can_start(session, key, cost, services.settings.max_active_tasks_per_key)
     extra = dict(cmd.extra)
     verdict = moderation.screen_prompt(services.settings, cmd.prompt)  # may refuse
     if verdict is not None:
@@ -144,6 +144,7 @@ def create(
             task = Task(
                 id=task_id,
                 key_id=key.id,
+                account_id=key.account_id,
                 status=TaskStatus.QUEUED,
                 surface=cmd.surface,
                 mode=cmd.mode,
@@ -168,7 +169,9 @@ def create(
             )
             session.add(task)
             session.flush()
-            ledger.charge_task(session, key.id, task_id, cost)  # locks the key's row
+            # locks the account's row: quota checks of concurrent creates take turns here
+            ledger.charge_task(session, key.id, task_id, cost, account_id=key.account_id)
+            accounts.check_quota(session, key.account_id)
             _check_active(
                 session, key.id, services.settings.max_active_tasks_per_key, including_new=True
             )
@@ -203,11 +206,12 @@ def _store_inputs(services: Services, task_id: str, cmd: NewTask, keys: list[str
             services.storage.put_file(keys[-1], Path(tmp) / "input")
 
 
-def _check_can_start(session: Session, key_id: str, cost: int, max_active: int) -> None:
-    balance = session.scalar(select(ApiKey.balance).where(ApiKey.id == key_id)) or 0
+def _check_can_start(session: Session, key: ApiKey, cost: int, max_active: int) -> None:
+    balance = session.scalar(select(Account.balance).where(Account.id == key.account_id)) or 0
     if balance < cost:
         raise InsufficientCredits(requiredCredits=cost)
-    _check_active(session, key_id, max_active)
+    accounts.check_quota(session, key.account_id, adding_credits=cost, adding_videos=1)
+    _check_active(session, key.id, max_active)
 
 
 def _check_active(
@@ -270,11 +274,11 @@ def _copy_start_image(services: Services, task_id: str, source_key: str) -> str:
 
 
 def get(session: Session, key: ApiKey, task_id: str) -> Task:
-    """The key's task; another key's task is indistinguishable from a missing one."""
+    """A task of the key's account; another account's is indistinguishable from a missing one."""
     if "\x00" in task_id:  # no id holds one, and PostgreSQL refuses it in a query
         raise TaskNotFound()
     task = session.get(Task, task_id)
-    if task is None or task.key_id != key.id or task.deleted_at is not None:
+    if task is None or task.account_id != key.account_id or task.deleted_at is not None:
         raise TaskNotFound()
     return task
 
@@ -307,13 +311,13 @@ def list_for_key(
 ) -> list[Task]:
     """Newest first (``order="asc"``: oldest first); ``after`` is the id of the last task of
     the previous page. ``surface`` keeps only tasks created through that API surface."""
-    query = select(Task).where(Task.key_id == key.id, Task.deleted_at.is_(None))
+    query = select(Task).where(Task.account_id == key.account_id, Task.deleted_at.is_(None))
     if surface is not None:
         query = query.where(Task.surface == surface)
     ascending = order == "asc"
     if after:
         anchor = None if "\x00" in after else session.get(Task, after)
-        if anchor is None or anchor.key_id != key.id:
+        if anchor is None or anchor.account_id != key.account_id:
             raise TaskNotFound("Unknown cursor")
         if ascending:
             query = query.where(
