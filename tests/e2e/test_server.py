@@ -300,7 +300,7 @@ def test_concurrent_creations_never_overdraw(tmp_path: Path, deployment: dict[st
     assert codes.count(200) == 10 and codes.count(402) == 38, codes
     entries = ledger(srv)
     assert sum(amount for _, _, amount in entries) == -40
-    assert srv.query("SELECT balance FROM api_keys") == [(0,)]
+    assert srv.query("SELECT balance FROM accounts") == [(0,)]
 
 
 def test_cli_keys_and_credits(tmp_path: Path) -> None:
