@@ -7,12 +7,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import openai
 import pytest
 from openai.types import Video, VideoDeleteResponse
 from PIL import Image
 
-from reel.media.video import probe
+from reel.media.video import encode_frames, probe
 from tests.e2e.server import ReelServer
 from tests.imageserver import image_server, png_bytes
 
@@ -42,7 +43,12 @@ def client(server: ReelServer, key: dict[str, object]) -> Iterator[openai.OpenAI
 
 def balance(server: ReelServer, key_id: object) -> int:
     with sqlite3.connect(server.data_dir / "reel.db") as db:
-        return int(db.execute("SELECT balance FROM api_keys WHERE id = ?", (key_id,)).fetchone()[0])
+        row = db.execute(
+            "SELECT a.balance FROM accounts a JOIN api_keys k ON k.account_id = a.id"
+            " WHERE k.id = ?",
+            (key_id,),
+        ).fetchone()
+        return int(row[0])
 
 
 def test_create_and_poll_then_download_every_variant(
@@ -203,3 +209,36 @@ def test_rate_limit_is_a_rate_limit_error(tmp_path: Path) -> None:
                 c.videos.list()
     assert limited.value.code == "rate_limit_exceeded"
     assert int(limited.value.response.headers["retry-after"]) > 0
+
+
+def test_extend_edit_and_characters(
+    client: openai.OpenAI, server: ReelServer, key: dict[str, object], tmp_path: Path
+) -> None:
+    source = tmp_path / "upload.mp4"
+    frames = [np.full((36, 64, 3), 15 * i, dtype=np.uint8) for i in range(16)]  # 2 s at 8 fps
+    encode_frames(frames, source, fps=8)
+    before = balance(server, key["id"])
+    # Uploads go through the package's own methods (multipart).
+    extended = client.videos.extend(prompt="the light returns", seconds="4", video=source)
+    extended = client.videos.poll(extended.id, poll_interval_ms=200)
+    assert extended.status == "completed" and extended.seconds == "6", extended
+    edited = client.videos.edit(prompt="in winter", video=source)
+    assert client.videos.poll(edited.id, poll_interval_ms=200).seconds == "2"
+    # A reference by id goes as JSON through the package's generic post.
+    again = client.post(
+        "/videos/extensions",
+        cast_to=Video,
+        body={"prompt": "and night", "seconds": "4", "video": {"id": extended.id}},
+    )
+    again = client.videos.poll(again.id, poll_interval_ms=200)
+    assert again.status == "completed" and again.seconds == "10"
+    client.videos.download_content(again.id).write_to_file(tmp_path / "again.mp4")
+    assert abs(probe(tmp_path / "again.mp4").duration_s - 10) < 0.3
+    assert balance(server, key["id"]) == before - 2 - 1 - 2  # 4 s, a 2 s edit, 4 s
+
+    character = client.videos.create_character(name="Ines", video=source)
+    assert client.videos.get_character(str(character.id)).name == "Ines"
+    with_her = client.videos.create_and_poll(
+        prompt="Ines opens the window", seconds="4", poll_interval_ms=200
+    )
+    assert with_her.status == "completed"
