@@ -42,9 +42,11 @@ def test_two_keys_one_account_limits_export_and_audit(run) -> None:  # type: ign
     assert code == 0, out
     assert _json(out)["account"] == account
 
+    code, out = run("credits", "add", account, "10", "--note", "invoice 9")
+    assert code == 0, out
     code, out = run("accounts", "list", "--json")
     listed = [json.loads(line) for line in out.strip().splitlines()]
-    assert [(a["id"], a["credits"], a["keys"]) for a in listed] == [(account, 55, 2)]
+    assert [(a["id"], a["credits"], a["keys"]) for a in listed] == [(account, 65, 2)]
 
     code, out = run("accounts", "limits", account, "--daily-credits", "20", "--json")
     assert code == 0 and _json(out)["dailyCredits"] == 20
@@ -53,7 +55,7 @@ def test_two_keys_one_account_limits_export_and_audit(run) -> None:  # type: ign
 
     code, out = run("accounts", "show", account, "--json")
     shown = _json(out)
-    assert shown["credits"] == 55 and len(shown["keys"]) == 2  # type: ignore[arg-type]
+    assert shown["credits"] == 65 and len(shown["keys"]) == 2  # type: ignore[arg-type]
 
     code, out = run("usage", "export", "--account", account, "--format", "csv")
     assert code == 0, out
@@ -63,7 +65,13 @@ def test_two_keys_one_account_limits_export_and_audit(run) -> None:  # type: ign
 
     code, out = run("audit", "list", "--json")
     actions = [json.loads(line)["action"] for line in out.strip().splitlines()]
-    assert actions == ["account.limits", "account.limits", "key.create", "key.create"]
+    assert actions == [
+        "account.limits",
+        "account.limits",
+        "credits.grant",
+        "key.create",
+        "key.create",
+    ]
 
 
 def test_unknown_account_is_one_line_error(run) -> None:  # type: ignore[no-untyped-def]

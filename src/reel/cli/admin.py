@@ -192,11 +192,13 @@ def revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…).")]) -> 
 
 @credits_app.command("add")
 def add(
-    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    key_id: Annotated[
+        str, typer.Argument(help="Key id (key_…: its account) or account id (acct_…).")
+    ],
     amount: Annotated[int, typer.Argument(min=1, help="Credits to add.")],
     note: Annotated[str | None, typer.Option(help="Why (kept in the ledger).")] = None,
 ) -> None:
-    """Grant credits to a key."""
+    """Grant credits to a key's account, or to an account."""
 
     def action(services: Services) -> int:
         return admin.top_up(services, key_id, amount, note=note)

@@ -260,22 +260,29 @@ def top_up(
     note: str | None = None,
     actor: str = audit.CLI,
 ) -> int:
-    """Grant credits to the key's account; returns the new balance."""
+    """Grant credits to the key's account (or, given an ``acct_…`` id, to that account);
+    returns the new balance."""
     if note is not None and len(note) > 200:
         raise InvalidParameter("note must be at most 200 characters", param="note")
     with services.db.write() as session:
-        key = keys.get(session, key_id)
-        if key.revoked_at is not None:
-            raise InvalidParameter("this key is revoked", param="key")
-        before = key.balance
-        after = ledger.grant(session, key_id, credits, note=note or "top-up").balance_after
+        if key_id.startswith("acct_"):
+            account_id, by_key = accounts.get(session, key_id).id, None
+        else:
+            key = keys.get(session, key_id)
+            if key.revoked_at is not None:
+                raise InvalidParameter("this key is revoked", param="key")
+            account_id, by_key = key.account_id, key_id
+        before = accounts.get(session, account_id).balance
+        after = ledger.grant(
+            session, by_key, credits, note=note or "top-up", account_id=account_id
+        ).balance_after
         audit.record(
             session,
             actor=actor,
             action="credits.grant",
-            target=key.account_id,
+            target=account_id,
             before={"credits": before},
-            after={"credits": after, "key": key_id, "note": note},
+            after={"credits": after, "key": by_key, "note": note},
         )
         return after
 
