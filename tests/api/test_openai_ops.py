@@ -301,6 +301,13 @@ def test_character_refusals_are_free(
             headers=auth(key.key),
         )
         assert resp.status_code == 200, resp.text
+    same = client.post(
+        f"{V1}/characters",
+        data={"name": "Ann"},
+        files={"video": ("x.mp4", mp4(tmp_path, 2), "video/mp4")},
+        headers=auth(key.key),
+    )
+    assert same.status_code == 400 and same.json()["error"]["param"] == "name"
     three = client.post(V1, json={"prompt": "Ann, Bo and Cy dance"}, headers=auth(key.key))
     assert three.status_code == 400 and "at most 2" in three.json()["error"]["message"]
     # A model that cannot condition on references.

@@ -37,6 +37,8 @@ __all__ = ["CHARACTERS", "create", "delete", "get", "list_for_key", "named_in"]
 MIN_SECONDS: Final = 2.0
 MAX_SECONDS: Final = 4.0
 MAX_NAME: Final = 80
+#: Characters one key may keep at once (each is a name matched against its prompts).
+MAX_PER_KEY: Final = 100
 #: ``Task.extra``: the ids of the characters a create used, in prompt order.
 CHARACTERS: Final = "characters"
 
@@ -46,10 +48,13 @@ def create(services: Services, key: ApiKey, name: object, video: bytes | None) -
     if video is None:
         raise InvalidParameter("Missing required parameter: 'video'", param="video")
     with services.db.read() as session:
-        if _by_name(session, key).get(clean) is not None:
-            raise InvalidParameter(
-                f"This key already has a character named {clean!r}", param="name"
-            )
+        mine = _by_name(session, key)
+    if clean in mine:
+        raise InvalidParameter(f"This key already has a character named {clean!r}", param="name")
+    if len(mine) >= MAX_PER_KEY:
+        raise InvalidParameter(
+            f"A key may keep at most {MAX_PER_KEY} characters; delete one first", param="name"
+        )
     try:
         png = start_images(services.settings).decode_video(key.id, lambda: _frame(video))
     except MediaError as exc:
