@@ -13,7 +13,6 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from reel.types import Mode, Stage
 
-
 Operation: TypeAlias = Literal["generate", "extend", "edit"]
 
 
