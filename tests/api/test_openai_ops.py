@@ -91,6 +91,11 @@ def test_extension_by_reference_appends_and_charges_the_new_seconds(
     out = probe(content(client, key.key, done["id"], tmp_path))
     assert abs(out.duration_s - (src.duration_s + 8)) < 0.3
     assert (out.width, out.height) == (src.width, src.height) and out.has_audio
+    # A remix of the extension is sold as a video of its whole length, not of its segment.
+    before = balance(services, key.id)
+    remix = client.post(f"{V1}/{done['id']}/remix", json={"prompt": "again"}, headers=auth(key.key))
+    assert remix.status_code == 200 and remix.json()["seconds"] == "12"
+    assert balance(services, key.id) == before - 6
 
 
 def mp4(tmp_path: Path, seconds: float, *, size: tuple[int, int] = (64, 36), fps: int = 8) -> bytes:
