@@ -4,19 +4,13 @@ downgrade and upgrade again, models kept in sync, one retry per task enforced.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from reel.db.base import Base
-from reel.db.migrate import _config, current_revision, head_revision, upgrade
-from tests import services as real
+from reel.db.migrate import current_revision, head_revision, upgrade
+from tests.db.migrations import migrate_to, schema_differences
 
 TASK = (
     "INSERT INTO tasks (id, key_id, status, surface, mode, tier, model, aspect, duration_s,"
@@ -27,28 +21,8 @@ TASK = (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-        yield eng
-        eng.dispose()
-        return
-    pg: real.Postgres = request.getfixturevalue("postgres")
-    eng = create_engine(pg.new_database(migrated=False))
-    yield eng
-    eng.dispose()
-
-
-def _to(engine: Engine, revision: str, *, down: bool = False) -> None:
-    cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
-
-
 def test_upgrade_links_retries_fills_destinations_and_downgrades(engine: Engine) -> None:
-    _to(engine, "0003")
+    migrate_to(engine, "0003")
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -79,14 +53,7 @@ def test_upgrade_links_retries_fills_destinations_and_downgrades(engine: Engine)
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text("UPDATE tasks SET retry_key = 'task_orig:1' WHERE id = 'task_orig'"))
 
-    _to(engine, "0003", down=True)
+    migrate_to(engine, "0003", down=True)
     assert current_revision(engine) == "0003"
     upgrade(engine)
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_name": _reel_tables})
-        assert compare_metadata(context, Base.metadata) == []
-
-
-def _reel_tables(name: str | None, type_: str, _parents: object) -> bool:
-    """The job queue's own tables (PostgreSQL) come from its SQL file, not from our models."""
-    return type_ != "table" or not (name or "").startswith("procrastinate")
+    assert schema_differences(engine) == []

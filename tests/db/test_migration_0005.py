@@ -3,19 +3,15 @@ tasks and ledger entries; downgrade and upgrade again; models kept in sync."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from reel.db.base import Base
-from reel.db.migrate import _config, current_revision, head_revision, upgrade
-from tests import services as real
+from reel.db.migrate import current_revision, head_revision, upgrade
+from tests.db.migrations import migrate_to, schema_differences
+
+#: The rebuild of tables must hold with foreign keys enforced, as Reel runs SQLite.
+SQLITE_FOREIGN_KEYS = True
 
 TASK = (
     "INSERT INTO tasks (id, key_id, status, surface, mode, tier, model, aspect, duration_s,"
@@ -28,31 +24,6 @@ LEDGER = text(
     "INSERT INTO ledger_entries (key_id, task_id, kind, amount, balance_after, created_at)"
     " VALUES (:key, :task, :kind, :amount, :after, 0)"
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-
-        @event.listens_for(eng, "connect")
-        def _fk_on(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]  # as reel runs it
-            dbapi_conn.execute("PRAGMA foreign_keys=ON")
-
-        yield eng
-        eng.dispose()
-        return
-    pg: real.Postgres = request.getfixturevalue("postgres")
-    eng = create_engine(pg.new_database(migrated=False))
-    yield eng
-    eng.dispose()
-
-
-def _to(engine: Engine, revision: str, *, down: bool = False) -> None:
-    cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def _seed(engine: Engine) -> None:
@@ -76,7 +47,7 @@ def _seed(engine: Engine) -> None:
 
 
 def test_each_key_becomes_an_account_with_its_balance_tasks_and_ledger(engine: Engine) -> None:
-    _to(engine, "0004")
+    migrate_to(engine, "0004")
     _seed(engine)
     upgrade(engine)
     assert current_revision(engine) == head_revision()
@@ -100,17 +71,10 @@ def test_each_key_becomes_an_account_with_its_balance_tasks_and_ledger(engine: E
     with pytest.raises(IntegrityError), engine.begin() as conn:  # constraints kept on rebuild
         conn.execute(text("UPDATE tasks SET credits = -1"))
 
-    _to(engine, "0004", down=True)
+    migrate_to(engine, "0004", down=True)
     with engine.connect() as conn:
         balances = dict(conn.execute(text("SELECT id, balance FROM api_keys")).all())
         task_keys = dict(conn.execute(text("SELECT id, key_id FROM tasks")).all())
     assert balances == {"key_aaaa": 6, "key_bbbb": 30} and task_keys == {"task_a": "key_aaaa"}
     upgrade(engine)
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_name": _reel_tables})
-        assert compare_metadata(context, Base.metadata) == []
-
-
-def _reel_tables(name: str | None, type_: str, _parents: object) -> bool:
-    """The job queue's own tables (PostgreSQL) come from its SQL file, not from our models."""
-    return type_ != "table" or not (name or "").startswith("procrastinate")
+    assert schema_differences(engine) == []
