@@ -40,18 +40,21 @@ def test_wan_extends_from_the_last_frame(tmp_path: Path, tiny_models: dict[str, 
         tmp_path, Mode.IMAGE_TO_VIDEO, width=64, height=32, duration_s=6.0, image_path=start
     )
     e = engine(tmp_path, "wan", tiny_models["wan"], segment_frames=21)
-    out = operations.generate(
-        e,
-        task,
-        req,
-        Sink(),
-        storage=storage,
-        capabilities=lambda: check_engine(
-            "wan",
-            params={"model_dir": str(tiny_models["wan"])},
-            settings=Settings(data_dir=tmp_path),
-        ),
-    )
+    try:
+        out = operations.generate(
+            e,
+            task,
+            req,
+            Sink(),
+            storage=storage,
+            capabilities=lambda: check_engine(
+                "wan",
+                params={"model_dir": str(tiny_models["wan"])},
+                settings=Settings(data_dir=tmp_path),
+            ),
+        )
+    finally:
+        e.close()  # other tests count loads of the same model
     info = probe(out.path)
     assert abs(info.duration_s - 6.0) < 0.01 and info.frames == 12 and info.has_audio
     # The source's frames come first, unchanged but for compression.
