@@ -71,3 +71,26 @@ def test_signed_queries_are_stripped_from_access_log_records() -> None:
     )
     RedactSignedQueries().filter(other)
     assert other.getMessage() == "/v1/videos?limit=5"
+
+
+def test_every_reference_in_the_served_openapi_document_resolves(client: TestClient) -> None:
+    """A dangling ``$ref`` (a body model left out of the components) breaks ReDoc's page."""
+    schema = client.get("/openapi.json").json()
+    refs: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                refs.add(ref)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert "#/components/schemas/ExtendVideoRequest" in refs
+    components = schema["components"]["schemas"]
+    dangling = sorted(r for r in refs if r.rsplit("/", 1)[-1] not in components)
+    assert dangling == []

@@ -8,7 +8,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from reel.api.schemas.openai import CreateVideoRequest, OpenAIError, RemixVideoRequest
+from reel.api.schemas.openai import (
+    CreateVideoRequest,
+    EditVideoRequest,
+    ExtendVideoRequest,
+    OpenAIError,
+    RemixVideoRequest,
+)
 from reel.api.schemas.seed import CheckStatusRequest, ErrorBody, GenerateRequest
 
 DESCRIPTION = """\
@@ -65,7 +71,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (GenerateRequest, CheckStatusRequest, CreateVideoRequest, RemixVideoRequest):
+    for model in (
+        GenerateRequest,
+        CheckStatusRequest,
+        CreateVideoRequest,
+        RemixVideoRequest,
+        ExtendVideoRequest,
+        EditVideoRequest,
+    ):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body

@@ -10,60 +10,31 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from reel.api import idempotency
 from reel.api.deps import CreateKey, ServicesDep, StatusKey, json_body
 from reel.api.routes.openai import _errors
-from reel.api.schemas.openai import Video, parse_prompt, video_object
+from reel.api.schemas.openai import (
+    CharacterDeleted,
+    CharacterList,
+    CharacterObject,
+    EditVideoRequest,
+    ExtendVideoRequest,
+    Video,
+    parse_prompt,
+    video_object,
+)
 from reel.db.models import Character, Task
 from reel.media.clips import UPLOAD_MAX_BYTES
 from reel.service import characters, extensions, sources, tasks
 from reel.service.errors import InvalidParameter
 
 router = APIRouter(prefix="/v1", tags=["OpenAI Videos API"])
-
-
-class VideoReference(BaseModel):
-    id: str
-
-
-class ExtendVideoRequest(BaseModel):
-    """Body of `POST /v1/videos/extensions` (JSON with a reference, or multipart with a file)."""
-
-    prompt: str = Field(min_length=1)
-    seconds: Literal["4", "8", "12", "16", "20"]
-    video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
-
-
-class EditVideoRequest(BaseModel):
-    """Body of `POST /v1/videos/edits` (JSON with a reference, or multipart with a file)."""
-
-    prompt: str = Field(min_length=1)
-    video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
-
-
-class CharacterObject(BaseModel):
-    id: str
-    object: Literal["character"] = "character"
-    name: str
-    created_at: int
-
-
-class CharacterList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[CharacterObject]
-    has_more: bool = False
-
-
-class CharacterDeleted(BaseModel):
-    id: str
-    object: Literal["character.deleted"] = "character.deleted"
-    deleted: bool = True
 
 
 def _body_doc(model: type[BaseModel], *, json: bool = True) -> dict[str, object]:

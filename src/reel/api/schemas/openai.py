@@ -96,6 +96,44 @@ class RemixVideoRequest(BaseModel):
 # --- parsing -------------------------------------------------------------------------------
 
 
+class VideoReference(BaseModel):
+    id: str
+
+
+class ExtendVideoRequest(BaseModel):
+    """Body of `POST /v1/videos/extensions` (JSON with a reference, or multipart with a file)."""
+
+    prompt: str = Field(min_length=1)
+    seconds: Literal["4", "8", "12", "16", "20"]
+    video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
+
+
+class EditVideoRequest(BaseModel):
+    """Body of `POST /v1/videos/edits` (JSON with a reference, or multipart with a file)."""
+
+    prompt: str = Field(min_length=1)
+    video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
+
+
+class CharacterObject(BaseModel):
+    id: str
+    object: Literal["character"] = "character"
+    name: str
+    created_at: int
+
+
+class CharacterList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CharacterObject]
+    has_more: bool = False
+
+
+class CharacterDeleted(BaseModel):
+    id: str
+    object: Literal["character.deleted"] = "character.deleted"
+    deleted: bool = True
+
+
 def _choice(value: object, allowed: list[str], param: str, default: str) -> str:
     if value is None or value == "":
         return default
