@@ -8,8 +8,9 @@ import io
 
 from fastapi.testclient import TestClient
 
-from reel.service import admin
+from reel.service import admin, keys
 from reel.service.context import Services
+from tests.api.console.conftest import csrf_of
 from tests.conftest import auth
 
 
@@ -44,3 +45,24 @@ def test_audit_page_shows_sign_in_and_actions(
     assert issued.id in admin_client.get(f"/admin/audit?target={issued.id}").text
     anon.cookies.clear()
     assert anon.get("/admin/audit", follow_redirects=False).status_code in (303, 401)
+
+
+def test_console_adds_a_key_to_an_existing_account(
+    admin_client: TestClient, admin_services: Services
+) -> None:
+    team = admin.issue_key(admin_services, name="team", credits=40)
+    form = admin_client.get("/admin/keys").text
+    assert 'name="account"' in form
+    r = admin_client.post(
+        "/admin/keys",
+        data={"csrf": csrf_of(form), "name": "team-ci", "credits": "0", "account": team.account},
+    )
+    assert r.status_code == 200
+    with admin_services.db.read() as session:
+        (ci,) = [k for k in keys.list_keys(session) if k.name == "team-ci"]
+        assert ci.account_id == team.account and ci.balance == 40
+    unknown = admin_client.post(
+        "/admin/keys",
+        data={"csrf": csrf_of(form), "name": "stray", "credits": "0", "account": "acct_nope"},
+    )
+    assert unknown.status_code == 400

@@ -50,7 +50,7 @@ def _keys_page(
         rows=rows,
         created=created,
         error=error,
-        form=form or {"name": "", "credits": "100"},
+        form=form or {"name": "", "credits": "100", "account": ""},
     )
 
 
@@ -64,7 +64,8 @@ def create_key(
     request: Request, session: AdminDep, form: CheckedForm, services: ServicesDep
 ) -> Response:
     name, credits_text = field(form, "name"), field(form, "credits")
-    values = {"name": name, "credits": credits_text}
+    account = field(form, "account").strip() or None
+    values = {"name": name, "credits": credits_text, "account": account or ""}
     credits = _int(credits_text or "0")
     if credits is None:
         return _keys_page(
@@ -76,7 +77,9 @@ def create_key(
             status_code=400,
         )
     try:
-        issued = admin.issue_key(services, name=name, credits=credits, actor=audit.CONSOLE)
+        issued = admin.issue_key(
+            services, name=name, credits=credits, account_id=account, actor=audit.CONSOLE
+        )
     except ReelError as exc:
         return _keys_page(
             request, session.csrf, services, error=exc.message, form=values, status_code=400
