@@ -8,7 +8,7 @@ import io
 
 from fastapi.testclient import TestClient
 
-from reel.service import admin, keys
+from reel.service import accounts, admin, keys
 from reel.service.context import Services
 from tests.api.console.conftest import csrf_of
 from tests.conftest import auth
@@ -66,3 +66,35 @@ def test_console_adds_a_key_to_an_existing_account(
         data={"csrf": csrf_of(form), "name": "stray", "credits": "0", "account": "acct_nope"},
     )
     assert unknown.status_code == 400
+
+
+def test_console_sets_and_clears_an_accounts_limits(
+    admin_client: TestClient, admin_services: Services
+) -> None:
+    team = admin.issue_key(admin_services, name="capped", credits=40)
+    form = admin_client.get("/admin/accounts").text
+    url = f"/admin/accounts/{team.account}/limits"
+    r = admin_client.post(
+        url,
+        data={
+            "csrf": csrf_of(form),
+            "daily_credits": "8",
+            "daily_videos": "",
+            "monthly_credits": "",
+        },
+    )
+    assert r.status_code == 200 and "saved" in r.text
+    with admin_services.db.read() as session:
+        limits = accounts.limits_of(accounts.get(session, team.account))
+    assert (limits.daily_credits, limits.monthly_credits, limits.daily_videos) == (8, None, None)
+    bad = admin_client.post(url, data={"csrf": csrf_of(form), "daily_credits": "-3"})
+    assert bad.status_code == 400
+    gone = admin_client.post(
+        "/admin/accounts/acct_nope/limits", data={"csrf": csrf_of(form), "daily_credits": "1"}
+    )
+    assert gone.status_code == 404
+    cleared = admin_client.post(url, data={"csrf": csrf_of(form), "daily_credits": ""})
+    assert cleared.status_code == 200
+    with admin_services.db.read() as session:
+        assert accounts.limits_of(accounts.get(session, team.account)).daily_credits is None
+    assert "account.limits" in admin_client.get(f"/admin/audit?target={team.account}").text

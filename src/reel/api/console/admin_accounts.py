@@ -8,19 +8,51 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from reel.api.console.auth import AdminDep
+from reel.api.console.auth import AdminDep, CheckedForm, field
 from reel.api.console.render import page
 from reel.api.deps import ServicesDep
-from reel.service import accounts, audit, keys
+from reel.service import accounts, admin, audit, keys
 from reel.service import usage_export as statement
 from reel.service.clock import now
-from reel.service.errors import NotFound, ReelError
+from reel.service.errors import InvalidParameter, NotFound, ReelError
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
 @router.get("/accounts", response_class=HTMLResponse)
 def list_accounts(request: Request, session: AdminDep, services: ServicesDep) -> Response:
+    return _accounts_page(request, session.csrf, services)
+
+
+@router.post("/accounts/{account_id}/limits", response_class=HTMLResponse)
+def set_limits(
+    request: Request, account_id: str, session: AdminDep, form: CheckedForm, services: ServicesDep
+) -> Response:
+    """Quotas and the creation limit from the account's form: a blank field removes a limit."""
+    changes: dict[str, int | None] = {}
+    try:
+        for name in accounts.LIMIT_FIELDS:
+            text = field(form, name).strip()
+            if text and not text.isdigit():
+                raise InvalidParameter(f"{name.replace('_', ' ')} must be a whole number")
+            changes[name] = int(text) if text else None
+        admin.set_limits(services, account_id, changes, actor=audit.CONSOLE)
+    except NotFound as exc:
+        return _accounts_page(request, session.csrf, services, error=exc.message, status_code=404)
+    except ReelError as exc:
+        return _accounts_page(request, session.csrf, services, error=exc.message, status_code=400)
+    return _accounts_page(request, session.csrf, services, notice=f"Limits of {account_id} saved.")
+
+
+def _accounts_page(
+    request: Request,
+    csrf: str,
+    services: ServicesDep,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     with services.db.read() as db:
         rows = [
             (
@@ -35,10 +67,13 @@ def list_accounts(request: Request, session: AdminDep, services: ServicesDep) ->
     return page(
         request,
         "admin/accounts.html",
+        status_code=status_code,
         private=True,
         admin=True,
-        csrf=session.csrf,
+        csrf=csrf,
         rows=rows,
+        notice=notice,
+        error=error,
     )
 
 
