@@ -23,7 +23,6 @@ import weakref
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 import numpy as np
@@ -183,11 +182,7 @@ class DiffusersEngine:
             info=self._info,
             label=self.label,
         )
-        start: Frames | None = None
-        if req.mode is Mode.IMAGE_TO_VIDEO:
-            if req.image_path is None:
-                raise EngineError("Image-to-video needs a start image")
-            start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
+        start = start_frame(req, geometry)
         tracker = StepProgress(progress, geometry.plan)
         job = _Job(
             pipes=self._pipelines(progress),
@@ -429,11 +424,17 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _load_start_image(path: Path, width: int, height: int) -> Frames:
-    """The start image cover-fitted to the generation size (no stretching)."""
+def start_frame(req: GenerationRequest, geometry: Geometry) -> Frames | None:
+    """For image-to-video, the start image cover-fitted to the generation size (no
+    stretching); else ``None``."""
+    if req.mode is not Mode.IMAGE_TO_VIDEO:
+        return None
+    if req.image_path is None:
+        raise EngineError("Image-to-video needs a start image")
+    size = (geometry.gen_width, geometry.gen_height)
     try:
-        with Image.open(path) as image:
-            fitted = ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+        with Image.open(req.image_path) as image:
+            fitted = ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise EngineError("Could not read the start image") from exc
     return np.asarray(fitted, dtype=np.uint8)

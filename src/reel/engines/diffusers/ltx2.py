@@ -31,7 +31,7 @@ from reel.engines.base import (
     GenerationRequest,
     ProgressSink,
 )
-from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, _fit, _load_start_image
+from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, _fit, start_frame
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry
 from reel.engines.diffusers.model_files import check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
@@ -40,7 +40,6 @@ from reel.engines.diffusers.segments import Frames, Segment
 from reel.engines.diffusers.soundtrack import SoundChain
 from reel.media.audio import Samples
 from reel.media.video import VideoEncodeError, VideoWriter
-from reel.types import Mode
 
 if TYPE_CHECKING:
     import torch
@@ -160,11 +159,7 @@ class LTX2Engine(DiffusersEngine):
             geometry = replace(
                 geometry, gen_width=geometry.gen_width // 2, gen_height=geometry.gen_height // 2
             )
-        start: Frames | None = None
-        if req.mode is Mode.IMAGE_TO_VIDEO:
-            if req.image_path is None:
-                raise EngineError("Image-to-video needs a start image")
-            start = _load_start_image(req.image_path, geometry.gen_width, geometry.gen_height)
+        start = start_frame(req, geometry)
         pipes = self._pipelines(progress)
         if not isinstance(pipes, LTX2Pipelines):  # pragma: no cover - _load builds them
             raise TypeError("LTX-2 pipelines expected")
