@@ -15,18 +15,14 @@ from the step callback, which stops the pipeline before the next step and skips 
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
-import threading
-import weakref
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from reel.config import Settings
 from reel.engines.base import (
@@ -42,39 +38,32 @@ from reel.engines.diffusers import ambience
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry, segment_frames
 from reel.engines.diffusers.params import DiffusersParams, Dtype, parse_params, require_packages
 from reel.engines.diffusers.progress import StepProgress
+from reel.engines.diffusers.runtime import (
+    LoadedPipelines,
+    Slot,
+    device_of,
+    distinct,
+    dtype_of,
+    fastest_attention,
+    fit,
+    free_memory,
+    slot_for,
+    start_frame,
+)
 from reel.engines.diffusers.segments import Frames, Segment, chain_segments
-from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
-from reel.types import Mode, Stage
+from reel.media.video import VideoEncodeError, VideoWriter
+from reel.types import Stage
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline, ModelMixin
+    from diffusers import DiffusionPipeline
 
-__all__ = ["DiffusersEngine", "LoadedPipelines", "distinct"]
+__all__ = ["DiffusersEngine", "LoadedPipelines", "distinct", "start_frame"]
 
 log = logging.getLogger("reel.engines")
-_T = TypeVar("_T")
 
 #: Packages a diffusers engine cannot start without.
 _PACKAGES: Final = ("torch", "diffusers", "transformers", "accelerate")
-
-
-@dataclass(slots=True)
-class LoadedPipelines:
-    """The pipelines one engine drives, loaded once per worker process."""
-
-    #: Text-to-video pipeline (``None``: the model cannot do text-to-video).
-    t2v: DiffusionPipeline | None
-    #: Image-to-video pipeline, often sharing every module with ``t2v``.
-    i2v: DiffusionPipeline | None
-    #: Distinct denoising transformers, for compile / attention backend / caching.
-    transformers: list[ModelMixin] = field(default_factory=list["ModelMixin"])
-    #: Distinct VAEs, for tiling and slicing.
-    vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
-    #: Further pipelines on the same modules (continuation, upsampling), placed like the two.
-    others: list[DiffusionPipeline] = field(default_factory=list["DiffusionPipeline"])
-    #: Text-to-audio pipeline for a silent model's ambience track (``params.ambience``).
-    ambience: DiffusionPipeline | None = None
 
 
 class DiffusersEngine:
@@ -90,7 +79,7 @@ class DiffusersEngine:
 
     def __init__(self, *, params: Mapping[str, object], settings: Settings) -> None:
         self._params, self._info = self._configure(params, settings)
-        self._slot = _slot_for(self._slot_key())
+        self._slot = slot_for(self._slot_key())
 
     # --- startup check ---------------------------------------------------------------------
     @classmethod
@@ -98,7 +87,7 @@ class DiffusersEngine:
         """Validate ``params`` and the model folders without loading weights. An image-to-video
         model extends (the worker joins a segment started on the source's last frame)."""
         caps = cls._configure(params, settings)[1].capabilities
-        return replace(caps, extend=caps.image_to_video)
+        return replace(caps, extend=caps.extend or caps.image_to_video)
 
     @classmethod
     def _configure(
@@ -125,6 +114,11 @@ class DiffusersEngine:
         """Keyword arguments this engine's pipelines take beyond the common ones."""
         return {}
 
+    def _edit(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:  # noqa: ARG002
+        """An edit: one pass over ``req.source_video`` keeping its length and size. A family
+        whose model edits overrides this and says so (``Capabilities.edit``) in ``_inspect``."""
+        raise EngineError(f"{self.label}: this model cannot edit videos")
+
     def _guidance(
         self,
         pipe: DiffusionPipeline,  # noqa: ARG002
@@ -137,6 +131,8 @@ class DiffusersEngine:
     def generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
         with self._slot.lock:  # one job at a time per loaded pipeline
             try:
+                if req.operation == "edit":
+                    return self._edit(req, progress)
                 return self._generate(req, progress)
             except (Interrupted, EngineError):
                 raise
@@ -145,11 +141,11 @@ class DiffusersEngine:
 
     def close(self) -> None:
         """Let go of the pipelines; they are freed once no other model shares them."""
-        slot, self._slot = self._slot, _Slot()
+        slot, self._slot = self._slot, Slot()
         with slot.lock:  # let a running job finish first
             pass
         del slot
-        _free_memory()
+        free_memory()
 
     # --- internals -------------------------------------------------------------------------
     def _slot_key(self) -> tuple[object, ...]:
@@ -209,7 +205,7 @@ class DiffusersEngine:
                 def emit(frames: Frames) -> None:
                     tracker.encoding()
                     for frame in frames:
-                        writer.write(_fit(frame, geometry.out_width, geometry.out_height))
+                        writer.write(fit(frame, geometry.out_width, geometry.out_height))
                     tracker.end()
 
                 chain_segments(geometry.plan, render, emit, start_image=start)
@@ -269,11 +265,11 @@ class DiffusersEngine:
             return self._slot.pipes
         progress(Stage.LOADING, 0.0)
         p = self._params
-        device = _device(p.device)
+        device = device_of(p.device)
         if p.offload != "none" and device.type != "cuda":
             raise EngineConfigError(f"{self.label}: params.offload needs a CUDA device")
-        dtype = _dtype(p.dtype, device)
-        vae_dtype = _dtype(p.vae_dtype or self.vae_dtype_default or p.dtype, device)
+        dtype = dtype_of(p.dtype, device)
+        vae_dtype = dtype_of(p.vae_dtype or self.vae_dtype_default or p.dtype, device)
         log.info("%s: loading %s (%s, %s)", self.label, p.model_dir, dtype, device)
         try:
             pipes = self._load(dtype, vae_dtype)
@@ -300,7 +296,7 @@ class DiffusersEngine:
                 vae.enable_tiling()
             if p.vae_slicing:
                 vae.enable_slicing()
-        backend = _fastest_attention() if p.attention_backend == "auto" else p.attention_backend
+        backend = fastest_attention() if p.attention_backend == "auto" else p.attention_backend
         for transformer in pipes.transformers:
             if backend:
                 try:
@@ -324,37 +320,13 @@ class DiffusersEngine:
             log.warning("%s: out of memory: %s", self.label, exc)
             # The traceback's frames hold the failed step's tensors: drop them, then free.
             exc.__traceback__ = None
-            _free_memory()
+            free_memory()
             return EngineError(
                 f"{self.label}: out of memory; use a smaller size, params.offload or "
                 "params.vae_tiling"
             )
         log.exception("%s: generation failed", self.label)
         return EngineError(f"{self.label}: video generation failed")
-
-
-# --- shared pipelines ------------------------------------------------------------------------
-
-
-class _Slot:
-    """Loaded pipelines and the lock that serialises jobs on them."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pipes: LoadedPipelines | None = None
-
-
-#: One slot per distinct loaded configuration in this process, dropped with its last engine.
-_SLOTS: weakref.WeakValueDictionary[tuple[object, ...], _Slot] = weakref.WeakValueDictionary()
-_SLOTS_LOCK: Final = threading.Lock()
-
-
-def _slot_for(key: tuple[object, ...]) -> _Slot:
-    with _SLOTS_LOCK:
-        slot = _SLOTS.get(key)
-        if slot is None:
-            slot = _SLOTS[key] = _Slot()
-        return slot
 
 
 # --- one request -------------------------------------------------------------------------------
@@ -368,81 +340,3 @@ class _Job:
     seed: int
     steps: int
     tracker: StepProgress
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def distinct(*objects: _T | None) -> list[_T]:
-    """The non-``None`` objects, each once (pipelines share modules)."""
-    seen: dict[int, _T] = {}
-    for obj in objects:
-        if obj is not None:
-            seen.setdefault(id(obj), obj)
-    return list(seen.values())
-
-
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise EngineConfigError(f"params.device: unknown device {name!r}") from exc
-
-
-def _dtype(name: Dtype | None, device: torch.device) -> torch.dtype:
-    import torch
-
-    if name is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype: torch.dtype = getattr(torch, name)
-    return dtype
-
-
-def _fastest_attention() -> str | None:
-    """``attention_backend: auto``: the fastest exact attention installed, else ``None``
-    (PyTorch's own scaled-dot-product attention)."""
-    import torch
-    from diffusers.utils import is_flash_attn_3_available, is_flash_attn_available
-
-    if not torch.cuda.is_available():
-        return None
-    if is_flash_attn_3_available() and torch.cuda.get_device_capability() >= (9, 0):
-        return "_flash_3"  # FlashAttention 3: Hopper and newer
-    if is_flash_attn_available():
-        return "flash"
-    return None
-
-
-def _free_memory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")  # never import it just to free nothing
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def start_frame(req: GenerationRequest, geometry: Geometry) -> Frames | None:
-    """For image-to-video, the start image cover-fitted to the generation size (no
-    stretching); else ``None``."""
-    if req.mode is not Mode.IMAGE_TO_VIDEO:
-        return None
-    if req.image_path is None:
-        raise EngineError("Image-to-video needs a start image")
-    size = (geometry.gen_width, geometry.gen_height)
-    try:
-        with Image.open(req.image_path) as image:
-            fitted = ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise EngineError("Could not read the start image") from exc
-    return np.asarray(fitted, dtype=np.uint8)
-
-
-def _fit(frame: RGBFrame, width: int, height: int) -> RGBFrame:
-    """Scale (and centre-crop to the aspect ratio) a generated frame to the output size."""
-    if frame.shape[1] == width and frame.shape[0] == height:
-        return frame
-    image = ImageOps.fit(Image.fromarray(frame), (width, height), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)

@@ -31,11 +31,12 @@ from reel.engines.base import (
     GenerationRequest,
     ProgressSink,
 )
-from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, _fit, start_frame
+from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry
 from reel.engines.diffusers.model_files import check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
 from reel.engines.diffusers.progress import StepProgress
+from reel.engines.diffusers.runtime import fit, start_frame
 from reel.engines.diffusers.segments import Frames, Segment
 from reel.engines.diffusers.soundtrack import SoundChain
 from reel.media.audio import Samples
@@ -188,7 +189,7 @@ class LTX2Engine(DiffusersEngine):
                     tracker.encoding()
                     writer.write_audio(_channels(sound.add(done.audio, segment), channels))
                     for frame in done.out[segment.skip : segment.skip + segment.keep]:
-                        writer.write(_fit(frame, geometry.out_width, geometry.out_height))
+                        writer.write(fit(frame, geometry.out_width, geometry.out_height))
                     tracker.end()
                     previous = done.frames[-segment.overlap :]
                 tail = sound.finish()

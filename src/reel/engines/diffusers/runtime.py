@@ -1,0 +1,161 @@
+"""What every diffusers engine needs at run time, apart from a model family: the shared
+pipeline slots (one loaded copy and one lock per configuration in a process), devices and
+dtypes, the fastest attention backend, freeing memory, and frame fitting."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from reel.engines.base import EngineConfigError, EngineError, GenerationRequest
+from reel.engines.diffusers.geometry import Geometry
+from reel.engines.diffusers.params import Dtype
+from reel.engines.diffusers.segments import Frames
+from reel.media.video import RGBFrame
+from reel.types import Mode
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline, ModelMixin
+
+__all__ = [
+    "LoadedPipelines",
+    "Slot",
+    "device_of",
+    "distinct",
+    "dtype_of",
+    "fastest_attention",
+    "fit",
+    "free_memory",
+    "slot_for",
+    "start_frame",
+]
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class LoadedPipelines:
+    """The pipelines one engine drives, loaded once per worker process."""
+
+    #: Text-to-video pipeline (``None``: the model cannot do text-to-video).
+    t2v: DiffusionPipeline | None
+    #: Image-to-video pipeline, often sharing every module with ``t2v``.
+    i2v: DiffusionPipeline | None
+    #: Distinct denoising transformers, for compile / attention backend / caching.
+    transformers: list[ModelMixin] = field(default_factory=list["ModelMixin"])
+    #: Distinct VAEs, for tiling and slicing.
+    vaes: list[ModelMixin] = field(default_factory=list["ModelMixin"])
+    #: Further pipelines on the same modules (continuation, upsampling), placed like the two.
+    others: list[DiffusionPipeline] = field(default_factory=list["DiffusionPipeline"])
+    #: Text-to-audio pipeline for a silent model's ambience track (``params.ambience``).
+    ambience: DiffusionPipeline | None = None
+
+
+# --- shared pipelines ------------------------------------------------------------------------
+
+
+class Slot:
+    """Loaded pipelines and the lock that serialises jobs on them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pipes: LoadedPipelines | None = None
+
+
+#: One slot per distinct loaded configuration in this process, dropped with its last engine.
+_SLOTS: weakref.WeakValueDictionary[tuple[object, ...], Slot] = weakref.WeakValueDictionary()
+_SLOTS_LOCK: Final = threading.Lock()
+
+
+def slot_for(key: tuple[object, ...]) -> Slot:
+    with _SLOTS_LOCK:
+        slot = _SLOTS.get(key)
+        if slot is None:
+            slot = _SLOTS[key] = Slot()
+        return slot
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def distinct(*objects: _T | None) -> list[_T]:
+    """The non-``None`` objects, each once (pipelines share modules)."""
+    seen: dict[int, _T] = {}
+    for obj in objects:
+        if obj is not None:
+            seen.setdefault(id(obj), obj)
+    return list(seen.values())
+
+
+def device_of(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise EngineConfigError(f"params.device: unknown device {name!r}") from exc
+
+
+def dtype_of(name: Dtype | None, device: torch.device) -> torch.dtype:
+    import torch
+
+    if name is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype
+
+
+def fastest_attention() -> str | None:
+    """``attention_backend: auto``: the fastest exact attention installed, else ``None``
+    (PyTorch's own scaled-dot-product attention)."""
+    import torch
+    from diffusers.utils import is_flash_attn_3_available, is_flash_attn_available
+
+    if not torch.cuda.is_available():
+        return None
+    if is_flash_attn_3_available() and torch.cuda.get_device_capability() >= (9, 0):
+        return "_flash_3"  # FlashAttention 3: Hopper and newer
+    if is_flash_attn_available():
+        return "flash"
+    return None
+
+
+def free_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import it just to free nothing
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def start_frame(req: GenerationRequest, geometry: Geometry) -> Frames | None:
+    """For image-to-video, the start image cover-fitted to the generation size (no
+    stretching); else ``None``."""
+    if req.mode is not Mode.IMAGE_TO_VIDEO:
+        return None
+    if req.image_path is None:
+        raise EngineError("Image-to-video needs a start image")
+    size = (geometry.gen_width, geometry.gen_height)
+    try:
+        with Image.open(req.image_path) as image:
+            fitted = ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise EngineError("Could not read the start image") from exc
+    return np.asarray(fitted, dtype=np.uint8)
+
+
+def fit(frame: RGBFrame, width: int, height: int) -> RGBFrame:
+    """Scale (and centre-crop to the aspect ratio) a generated frame to the output size."""
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    image = ImageOps.fit(Image.fromarray(frame), (width, height), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
