@@ -211,8 +211,8 @@ def test_chains_stop_at_120_seconds(services: Services, tmp_path: Path) -> None:
     path.write_bytes(mp4(tmp_path, 1))
     source = Source(path, 112, 1280, 720, Tier.SORA2, None, "sora-2", None)
     with pytest.raises(InvalidParameter, match="at most 120 s"):
-        extensions.extension_command(services.catalog, source, "on", 12)
-    cmd = extensions.extension_command(services.catalog, source, "on", 8)
+        extensions.extension_command(services, source, "on", 12)
+    cmd = extensions.extension_command(services, source, "on", 8)
     assert cmd.duration_s == 120 and cmd.credits == 4 and cmd.size == (1280, 720)
     for seconds, credits in ((16, 8), (20, 10)):  # per 4 s at the source's tier
         assert extensions.price(services.catalog, None, Tier.SORA2, seconds) == credits

@@ -72,3 +72,42 @@ def test_models_lists_tasks_of_models_no_longer_configured(services: Services) -
         models = fleet.models(session, services.catalog, [])
     assert [(m.name, m.queued, m.workers) for m in models] == [("sandbox", 0, 0), ("retired", 1, 0)]
     assert models[1].engine == "(not in the models file)"
+
+
+def test_operations_come_from_live_workers_only(services: Services) -> None:
+    t = time.time()
+    add_worker(services, "old", seen=t - 1)  # predates workers.operations: says nothing
+    with services.db.read() as session:
+        assert fleet.operations_of(session, services.settings, "sandbox") is None
+    add_worker(services, "edits", seen=t - 1)
+    add_worker(services, "dead", seen=t - 600)
+    add_worker(services, "other", seen=t - 1)
+    with services.db.write() as session:
+        session.execute(
+            update(Worker).where(Worker.id == "edits").values(operations={"sandbox": ["edit"]})
+        )
+        session.execute(
+            update(Worker)
+            .where(Worker.id == "dead")
+            .values(operations={"sandbox": ["extend", "references"]})
+        )
+        session.execute(
+            update(Worker).where(Worker.id == "other").values(operations={"wan": ["extend"]})
+        )
+    with services.db.read() as session:
+        assert fleet.operations_of(session, services.settings, "sandbox") == {"edit"}
+        assert fleet.operations_of(session, services.settings, "missing") is None
+
+
+def test_a_runner_advertises_what_its_models_do(services: Services) -> None:
+    from reel.worker.runner import Runner
+
+    runner = Runner(services)
+    with runner.registered(), services.db.read() as session:
+        row = session.get(Worker, runner.worker_id)
+        assert row is not None and row.operations == {"sandbox": ["extend", "edit", "references"]}
+        assert fleet.operations_of(session, services.settings, "sandbox") == {
+            "extend",
+            "edit",
+            "references",
+        }

@@ -167,6 +167,9 @@ class Worker(Base):
     host: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Per model, what it does besides generating ("extend", "edit", "references"), as the
+    #: worker's engines declare it; ``None`` from workers older than this column.
+    operations: Mapped[dict[str, list[str]] | None] = mapped_column(JSON, default=None)
     current_task: Mapped[str | None] = mapped_column(String(40), default=None)
     task_started_at: Mapped[float | None] = mapped_column(Float, default=None)
     started_at: Mapped[float] = mapped_column(Float)

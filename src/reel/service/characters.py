@@ -120,7 +120,7 @@ def named_in(services: Services, key: ApiKey, cmd: NewTask) -> NewTask:
             f"({', '.join(c.name for c in named)} named)",
             param="prompt",
         )
-    extensions.require(services.catalog, cmd.model, cmd.tier, "references")
+    extensions.require(services, cmd.model, cmd.tier, "references")
     return replace(
         cmd,
         reference_keys=tuple(c.frame_key for c in named),

@@ -8,8 +8,10 @@
   of the source's seconds.
 
 Whether a model can do either is its engine's to say (``Capabilities.extend``/``edit``/
-``references`` in :mod:`reel.engines.base`); the API, which never loads an engine, reads the same
-facts from :data:`ENGINE_OPERATIONS` (a test holds the two together), and refuses before
+``references`` in :mod:`reel.engines.base`, checked against the model's own files). Workers
+advertise it per model (``workers.operations``); the API, which never loads an engine, reads it
+from the live workers serving the model, or, while none is up, from :data:`ENGINE_OPERATIONS`
+(what some model of each engine can do; a test holds it to the engines), and refuses before
 anything is charged.
 """
 
@@ -20,8 +22,9 @@ from typing import Final, Literal
 
 from reel.media.errors import MediaError
 from reel.media.previews import last_frame_png
-from reel.service import pricing
+from reel.service import fleet, pricing
 from reel.service.catalog import Catalog
+from reel.service.context import Services
 from reel.service.errors import GenerationFailed, InvalidParameter
 from reel.service.sources import Source
 from reel.service.tasks import NewTask
@@ -71,11 +74,17 @@ EXTENSIONS: Final = "extensions"
 KEYS: Final = frozenset({OPERATION, SOURCE_ID, SEGMENT_SECONDS, EXTENSIONS})
 
 
-def require(catalog: Catalog, model: str | None, tier: Tier, op: Op) -> None:
-    """Refuse (400) unless the model that would run does ``op``."""
+def require(services: Services, model: str | None, tier: Tier, op: Op) -> None:
+    """Refuse (400) unless the model that would run does ``op``: as its live workers advertise
+    it (their engines checked the model's own files), else as its engine can."""
+    catalog = services.catalog
     name = model or catalog.tiers[tier]
     engine = catalog.models[name].engine
-    if op not in ENGINE_OPERATIONS.get(engine, frozenset()):
+    with services.db.read() as session:
+        able = fleet.operations_of(session, services.settings, name)
+    if able is None:
+        able = ENGINE_OPERATIONS.get(engine, frozenset())
+    if op not in able:
         raise InvalidParameter(
             f"This model ({engine} engine) cannot {_VERB[op]}", param="model", engine=engine
         )
@@ -93,9 +102,10 @@ def price(catalog: Catalog, model: str | None, tier: Tier, seconds: int) -> int:
     return -(-four * seconds // 4)  # per 4 s, rounded up
 
 
-def extension_command(catalog: Catalog, source: Source, prompt: str, seconds: int) -> NewTask:
+def extension_command(services: Services, source: Source, prompt: str, seconds: int) -> NewTask:
     """The task of an extension: refused before charging beyond the chain's limits."""
-    require(catalog, source.model, source.tier, "extend")
+    catalog = services.catalog
+    require(services, source.model, source.tier, "extend")
     done = 0
     if source.task is not None:
         count = (source.task.extra or {}).get(EXTENSIONS)
@@ -130,8 +140,9 @@ def extension_command(catalog: Catalog, source: Source, prompt: str, seconds: in
     )
 
 
-def edit_command(catalog: Catalog, source: Source, prompt: str) -> NewTask:
-    require(catalog, source.model, source.tier, "edit")
+def edit_command(services: Services, source: Source, prompt: str) -> NewTask:
+    catalog = services.catalog
+    require(services, source.model, source.tier, "edit")
     return _command(
         source,
         prompt,

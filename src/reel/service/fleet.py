@@ -45,6 +45,8 @@ class WorkerView:
     started_at: float
     last_seen: float
     alive: bool
+    #: Per model, what it does besides generating (``None``: not advertised).
+    operations: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ def workers(session: Session, *, stale_after: float, at: float | None = None) ->
                 started_at=row.started_at,
                 last_seen=row.last_seen,
                 alive=alive,
+                operations=row.operations,
             )
         )
     return sorted(views, key=lambda w: (not w.alive, w.started_at))
@@ -130,3 +133,14 @@ def models(session: Session, catalog: Catalog, live: list[WorkerView]) -> list[M
             )
         )
     return views
+
+
+def operations_of(session: Session, settings: Settings, model: str) -> frozenset[str] | None:
+    """What the live workers serving ``model`` say it does besides generating ("extend",
+    "edit", "references"); ``None`` when no live worker says (none is up, or all predate the
+    ``workers.operations`` column)."""
+    found: set[str] | None = None
+    for w in workers(session, stale_after=stale_after(settings)):
+        if w.alive and model in w.models and w.operations is not None and model in w.operations:
+            found = (found or set()) | set(w.operations[model])
+    return None if found is None else frozenset(found)

@@ -13,23 +13,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reel.config import Settings
-from reel.engines.base import EngineConfigError
+from reel.engines.base import Capabilities, EngineConfigError
 from reel.engines.registry import check_engine
 from reel.service import pricing
 from reel.service.catalog import Catalog
 from reel.types import Tier
 
-__all__ = ["check_models"]
+__all__ = ["advertised_operations", "check_models"]
 
 
-def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) -> None:
-    """Raise :class:`EngineConfigError` naming the first model that cannot serve as configured."""
+def check_models(
+    catalog: Catalog, models: Iterable[str], settings: Settings
+) -> dict[str, Capabilities]:
+    """Each model's capabilities; raise :class:`EngineConfigError` naming the first model that
+    cannot serve as configured."""
+    found: dict[str, Capabilities] = {}
     for name in models:
         spec = catalog.models[name]
         try:
             caps = check_engine(spec.engine, params=spec.params, settings=settings)
         except EngineConfigError as exc:
             raise EngineConfigError(f"model {name!r}: {exc.message}") from exc
+        found[name] = caps
         tiers = sorted(tier.value for tier, model in catalog.tiers.items() if model == name)
         if not tiers:
             continue
@@ -60,6 +65,14 @@ def check_models(catalog: Catalog, models: Iterable[str], settings: Settings) ->
                 "model an image-to-video capable checkpoint (e.g. Wan2.2-TI2V-5B, or "
                 "i2v_model_dir for Wan 2.1) or map the tier to another model (docs/models.md)"
             )
+    return found
+
+
+def advertised_operations(caps: Capabilities) -> list[str]:
+    """What a model does besides generating, as a worker advertises it (``workers.operations``)
+    for the API, which never loads an engine, to refuse what no live worker can do."""
+    flags = {"extend": caps.extend, "edit": caps.edit, "references": caps.references}
+    return [op for op, able in flags.items() if able]
 
 
 def sold_durations(tier: Tier) -> set[int]:

@@ -37,7 +37,7 @@ from reel.types import Mode, Stage, TaskStatus
 from reel.worker import operations
 from reel.worker.lengths import check_length
 from reel.worker.outputs import Finisher, Withheld
-from reel.worker.preflight import check_models
+from reel.worker.preflight import advertised_operations, check_models
 from reel.worker.progress import AbortReason, ProgressReporter
 
 _MISCONFIGURED = "The model serving this task is misconfigured; the operator has been notified"
@@ -63,7 +63,7 @@ class Runner:
             raise ValueError(
                 f"unknown models {sorted(unknown)}; known: {sorted(services.catalog.models)}"
             )
-        check_models(services.catalog, self.models, self.settings)
+        self._capabilities = check_models(services.catalog, self.models, self.settings)
         self._finisher = Finisher(services, self.models)  # moderation, mark, C2PA signature
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._concurrency = {m: services.catalog.models[m].concurrency for m in self.models}
@@ -393,6 +393,7 @@ class Runner:
                     host=socket.gethostname(),
                     pid=os.getpid(),
                     models=self.models,
+                    operations={m: advertised_operations(c) for m, c in self._capabilities.items()},
                     started_at=t,
                     last_seen=t,
                 )

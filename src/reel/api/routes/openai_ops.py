@@ -115,7 +115,7 @@ def extend_video(
         with sources.open_source(
             services, key, data.ref, min_seconds=1, max_seconds=limit
         ) as source:
-            cmd = extensions.extension_command(services.catalog, source, prompt, seconds)
+            cmd = extensions.extension_command(services, source, prompt, seconds)
             return tasks.create(services, key, cmd, on_insert=hook)
 
     return _run(request, response, services, key, "POST /v1/videos/extensions", data, create)
@@ -137,7 +137,7 @@ def edit_video(
         with sources.open_source(
             services, key, data.ref, min_seconds=1, max_seconds=extensions.MAX_CHAIN_SECONDS
         ) as source:
-            cmd = extensions.edit_command(services.catalog, source, prompt)
+            cmd = extensions.edit_command(services, source, prompt)
             return tasks.create(services, key, cmd, on_insert=hook)
 
     return _run(request, response, services, key, "POST /v1/videos/edits", data, create)
