@@ -20,7 +20,7 @@ if [[ "${1:-}" == "--tiny" ]]; then
     DEV=(--device cpu --dtype float32)
     WAN=(--random-weights tiny-wan-t2v --width 64 --height 32 --frames 9 --fps 8)
     STEPS=(--steps 3 --warmup 1 --full-steps 50)
-    LTX2=(--random-weights tiny-ltx2 --width 64 --height 64 --frames 9 --fps 8)
+    LTX2=(--random-weights tiny-ltx2 --width 64 --height 64 --frames 17 --fps 8)
     COMPILE=()  # no compiler toolchain needed for the check
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -39,13 +39,11 @@ echo "== Wan2.1-1.3B: stock vs Reel (batched guidance)"
 echo "== Wan2.1-1.3B: stock vs Reel (batched guidance, compiled blocks, attention auto)"
 "$PY" bench/engine.py "${WAN[@]}" "${DEV[@]}" "${STEPS[@]}" --batch-guidance "${COMPILE[@]}"
 
-# --- LTX-2 slot -------------------------------------------------------------------------------
-# The ltx2-19b random-weight builder exists (engines/diffusers/tiny.py); bench/engine.py drives
-# Reel's engine only for the wan and ltx engines so far. Until it injects an LTX2Engine, this
-# slot measures LTX-2's stock pipeline alone (its prompt guidance is already one batched call
-# per step; spatio-temporal and modality guidance add one call each). Set GPU_LTX2=0 to skip.
+# --- LTX-2 --------------------------------------------------------------------------------------
+# LTX-2's prompt guidance is already one batched call per step in the stock pipeline; Reel adds
+# the fastest exact attention. The same random weights drive both. Set GPU_LTX2=0 to skip.
 if [[ "${GPU_LTX2:-1}" == "1" ]]; then
-    echo "== LTX-2 19B at 720p: stock pipeline only (Reel side pending, see above)"
+    echo "== LTX-2 19B at 720p: stock vs Reel (attention auto)"
     "$PY" bench/engine.py "${LTX2[@]}" "${DEV[@]}" --steps "${STEPS[1]}" --warmup "${STEPS[3]}" \
-        --full-steps 30 --stock-only
+        --full-steps 30 --attention-backend auto
 fi

@@ -39,3 +39,21 @@ def test_gpu_script_entry_runs_stock_vs_reel_on_a_tiny_wan() -> None:
     ).stdout
     assert "reel (batched cfg, attention=auto)" in out
     assert "s/video at 50 steps" in out and out.count("x\n") >= 2  # both ratios printed
+
+
+def test_gpu_script_entry_runs_stock_vs_reel_on_a_tiny_ltx2() -> None:
+    # What `bench/gpu.sh --tiny` runs for LTX-2, shortened: both sides, not the stock one alone.
+    argv = [
+        *("--random-weights", "tiny-ltx2", "--device", "cpu", "--dtype", "float32"),
+        *("--width", "64", "--height", "64", "--frames", "17", "--fps", "8"),
+        *("--steps", "2", "--warmup", "1", "--full-steps", "30", "--attention-backend", "auto"),
+    ]
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "engine.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    ).stdout
+    assert "stock diffusers" in out and "reel (attention=auto)" in out, out
+    assert "s/video at 30 steps" in out and out.count("x\n") >= 2
