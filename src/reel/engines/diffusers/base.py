@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
@@ -114,6 +115,21 @@ class DiffusersEngine:
         """Keyword arguments this engine's pipelines take beyond the common ones."""
         return {}
 
+    def _conditioning(
+        self,
+        pipes: LoadedPipelines,
+        condition: Frames | None,
+        references: tuple[Path, ...],  # noqa: ARG002
+        kwargs: dict[str, object],
+    ) -> DiffusionPipeline | None:
+        """The pipeline of one pass, its conditioning added to ``kwargs``: text-to-video, or
+        image-to-video from ``condition``. A family whose model conditions on characters'
+        ``references`` (``Capabilities.references``) overrides this."""
+        if condition is None:
+            return pipes.t2v
+        kwargs["image"] = Image.fromarray(condition)
+        return pipes.i2v
+
     def _edit(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:  # noqa: ARG002
         """An edit: one pass over ``req.source_video`` keeping its length and size. A family
         whose model edits overrides this and says so (``Capabilities.edit``) in ``_inspect``."""
@@ -187,6 +203,7 @@ class DiffusersEngine:
             seed=req.seed if p.seed is None else p.seed,
             steps=p.steps or self._info.defaults.steps,
             tracker=tracker,
+            references=req.reference_images,
         )
 
         def render(segment: Segment, condition: Frames | None) -> Frames:
@@ -243,10 +260,7 @@ class DiffusersEngine:
         }
         if p.max_sequence_length is not None:
             kwargs["max_sequence_length"] = p.max_sequence_length
-        pipe = job.pipes.t2v
-        if condition is not None:
-            pipe = job.pipes.i2v
-            kwargs["image"] = Image.fromarray(condition)
+        pipe = self._conditioning(job.pipes, condition, job.references, kwargs)
         if pipe is None:
             mode = "text" if condition is None else "image"
             raise EngineError(f"{self.label}: this model cannot do {mode}-to-video")
@@ -340,3 +354,5 @@ class _Job:
     seed: int
     steps: int
     tracker: StepProgress
+    #: Characters' reference frames (PNG), for a model that conditions on them.
+    references: tuple[Path, ...] = ()

@@ -87,6 +87,8 @@ class DiffusersParams:
     flow_shift: float | None = None
     #: Both guidance passes in one transformer call per step (more memory, same output).
     batch_guidance: bool = False
+    #: How far an edit departs from its source (0 < x <= 1); ``None``: the engine's default.
+    edit_strength: float | None = None
     # --- LTX-Video only -----------------------------------------------------------------
     decode_timestep: float | None = None
     decode_noise_scale: float | None = None
@@ -245,6 +247,7 @@ def parse_params(
         guidance_2=r.number("guidance_2", 0.0, 30.0),
         flow_shift=r.number("flow_shift", 0.0, 100.0),
         batch_guidance=r.flag("batch_guidance", False),
+        edit_strength=_edit_strength(r),
         decode_timestep=r.number("decode_timestep", 0.0, 1.0),
         decode_noise_scale=r.number("decode_noise_scale", 0.0, 1.0),
         audio_guidance=r.number("audio_guidance", 0.0, 30.0),
@@ -255,6 +258,18 @@ def parse_params(
         upsampler_dir=r.path("upsampler_dir"),
         ambience=_ambience(params.get("ambience"), label, settings),
     )
+
+
+def _edit_strength(r: _Reader) -> float | None:
+    """``params.edit_strength``: 0 would keep the source unchanged, so it is refused."""
+    why = "must be a number above 0 and at most 1, e.g. 0.7"
+    try:
+        value = r.number("edit_strength", 0.0, 1.0)
+    except EngineConfigError:
+        raise r.fail("edit_strength", why) from None
+    if value == 0.0:
+        raise r.fail("edit_strength", why)
+    return value
 
 
 def _ambience(value: object, label: str, settings: Settings) -> AmbienceParams | None:
