@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
 
-import numpy as np
 from PIL import Image
 
 from reel.config import Settings
@@ -50,6 +49,7 @@ from reel.engines.diffusers.runtime import (
     free_memory,
     slot_for,
     start_frame,
+    to_frames,
 )
 from reel.engines.diffusers.segments import Frames, Segment, chain_segments
 from reel.media.video import VideoEncodeError, VideoWriter
@@ -266,13 +266,7 @@ class DiffusersEngine:
             raise EngineError(f"{self.label}: this model cannot do {mode}-to-video")
         with torch.inference_mode(), self._guidance(pipe, kwargs):
             video = pipe(**kwargs).frames[0]
-        frames = np.asarray(video, dtype=np.float32)
-        if not np.isfinite(frames).all():
-            raise EngineError(
-                f"{self.label}: the model produced an invalid video (NaN values); "
-                "try another dtype or seed"
-            )
-        return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+        return to_frames(video, label=self.label)
 
     def _pipelines(self, progress: ProgressSink) -> LoadedPipelines:
         if self._slot.pipes is not None:

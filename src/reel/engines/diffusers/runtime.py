@@ -36,6 +36,7 @@ __all__ = [
     "free_memory",
     "slot_for",
     "start_frame",
+    "to_frames",
 ]
 
 _T = TypeVar("_T")
@@ -159,3 +160,14 @@ def fit(frame: RGBFrame, width: int, height: int) -> RGBFrame:
         return frame
     image = ImageOps.fit(Image.fromarray(frame), (width, height), Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.uint8)
+
+
+def to_frames(video: object, *, label: str) -> Frames:
+    """A pipeline's ``output_type="np"`` video (floats in ``[0, 1]``) as uint8 frames; NaN
+    values (a dtype overflow) are an :class:`EngineError`."""
+    frames = np.asarray(video, dtype=np.float32)
+    if not np.isfinite(frames).all():
+        raise EngineError(
+            f"{label}: the model produced an invalid video (NaN values); try another dtype or seed"
+        )
+    return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
