@@ -47,11 +47,21 @@ def bearer_token(request: Request) -> str | None:
 
 
 def current_key(request: Request, services: ServicesDep) -> ApiKey:
+    return _authenticate(request, services, creating=False)[0]
+
+
+def _authenticate(
+    request: Request, services: Services, *, creating: bool
+) -> tuple[ApiKey, int | None]:
+    """The bearer's key, and for a creation its account's hourly limit (one read for both)."""
     token = bearer_token(request)
     if token is None:
         raise LoginRequired()
     with services.db.read() as session:
-        return keys.authenticate(session, token)
+        key = keys.authenticate(session, token)
+        if not creating:
+            return key, None
+        return key, accounts.creates_per_hour(session, key.account_id)
 
 
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
@@ -63,17 +73,14 @@ def count_request(limiter: RateLimiter, bucket: Bucket, key_id: str) -> dict[str
 
 
 def _limit(bucket: Bucket):
-    # Authenticates and counts in one dependency: one thread-pool hop for both.
+    # Authenticates and counts in one dependency: one thread-pool hop for both, and one
+    # rate-limit check for the key and its account together.
     def dependency(
         request: Request, services: ServicesDep, limiter: LimiterDep, response: Response
     ) -> ApiKey:
-        key = current_key(request, services)
-        response.headers.update(count_request(limiter, bucket, key.id))
-        if bucket is Bucket.CREATE:
-            with services.db.read() as session:
-                per_hour = accounts.creates_per_hour(session, key.account_id)
-            if per_hour is not None:
-                limiter.hit_account(key.account_id, per_hour)
+        key, per_hour = _authenticate(request, services, creating=bucket is Bucket.CREATE)
+        account = None if per_hour is None else (key.account_id, per_hour)
+        response.headers.update(limiter.hit(bucket, key.id, account=account).headers())
         return key
 
     return dependency

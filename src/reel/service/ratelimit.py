@@ -1,4 +1,4 @@
-"""Per-key rate limits (the `limits` library): memory store for one API process, Redis for many."""
+"""Per-key rate limits (moving windows): memory store for one API process, Redis for many."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from enum import StrEnum
 
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from reel.service.clock import now
 from reel.service.errors import RateLimited, ServiceBusy
+from reel.service.ratelimit_store import Counted, Window, WindowState, window_store
 
 
 class Bucket(StrEnum):
@@ -43,6 +43,9 @@ class Quota:
 
 
 class RateLimiter:
+    """Per-key windows per bucket, and an account's own hourly creation window, checked and
+    counted together: on Redis in one round trip (see :mod:`reel.service.ratelimit_store`)."""
+
     def __init__(
         self,
         *,
@@ -55,49 +58,49 @@ class RateLimiter:
             Bucket.CREATE: parse(create),
             Bucket.STATUS: parse(status),
         }
-        self._limiter = moving_window(storage_uri, key_prefix=key_prefix)
+        self._store = window_store(limits_storage(storage_uri, key_prefix=key_prefix))
 
     def item(self, bucket: Bucket) -> RateLimitItem:
         return self._items[bucket]
 
-    def hit(self, bucket: Bucket, key_id: str) -> Quota:
-        """Count one request; raise :class:`RateLimited` (with the quota) when over."""
+    def hit(self, bucket: Bucket, key_id: str, *, account: tuple[str, int] | None = None) -> Quota:
+        """Count one request of the key; with ``account`` (its id and creations allowed per
+        hour), count it against the account's own window too, in the same check.
+
+        Raises :class:`RateLimited` when either window is full; a refused request is counted
+        in neither. The key's refusal carries its quota headers."""
         item = self._items[bucket]
-        try:
-            allowed = self._limiter.hit(item, bucket.value, key_id)
-        except StorageError as exc:
-            raise _unavailable() from exc
-        quota = self.peek(bucket, key_id)
-        if not allowed:
+        windows = [Window(item, (bucket.value, key_id))]
+        if account is not None:
+            account_id, per_hour = account
+            windows.append(
+                Window(parse(f"{max(0, per_hour)}/hour"), ("account-create", account_id))
+            )
+        counted = self._count(windows, hit=True)
+        quota = _quota(item, counted.states[0])
+        if counted.refused == 0:
             raise RateLimited(
                 f"Rate limit exceeded ({item.amount} per {_window_text(item)})",
                 retry_after=max(1, quota.reset_in),
                 headers=quota.headers(),
             )
-        return quota
-
-    def hit_account(self, account_id: str, per_hour: int) -> None:
-        """Count one creation against an account's own hourly limit (all its keys together)."""
-        item = parse(f"{per_hour}/hour")
-        try:
-            allowed = per_hour > 0 and self._limiter.hit(item, "account-create", account_id)
-            stats = self._limiter.get_window_stats(item, "account-create", account_id)
-        except StorageError as exc:
-            raise _unavailable() from exc
-        if not allowed:
+        if counted.refused == 1:
             raise RateLimited(
-                f"Account rate limit exceeded ({per_hour} creations per hour)",
-                retry_after=max(1, math.ceil(stats.reset_time - now())),
+                f"Account rate limit exceeded ({windows[1].item.amount} creations per hour)",
+                retry_after=max(1, math.ceil(counted.states[1].reset_in)),
             )
+        return quota
 
     def peek(self, bucket: Bucket, key_id: str) -> Quota:
         item = self._items[bucket]
+        counted = self._count([Window(item, (bucket.value, key_id))], hit=False)
+        return _quota(item, counted.states[0])
+
+    def _count(self, windows: list[Window], *, hit: bool) -> Counted:
         try:
-            stats = self._limiter.get_window_stats(item, bucket.value, key_id)
+            return self._store.count(windows, hit=hit)
         except StorageError as exc:
             raise _unavailable() from exc
-        reset_in = max(0, math.ceil(stats.reset_time - now()))
-        return Quota(item.amount, max(0, stats.remaining), reset_in, item.get_expiry())
 
 
 class FailureThrottle:
@@ -126,13 +129,25 @@ class FailureThrottle:
             self._limiter.hit(self._item, self._namespace, client)
 
 
-def moving_window(storage_uri: str, *, key_prefix: str) -> MovingWindowRateLimiter:
-    """A limiter on ``memory://`` (this process) or Redis (shared by every API process)."""
+def limits_storage(storage_uri: str, *, key_prefix: str) -> Storage:
+    """A `limits` store on ``memory://`` (this process) or Redis (shared by every API process)."""
     options: dict[str, str | bool] = {}
     if storage_uri.startswith(("redis", "rediss")):
         # Shared by every API process; a Redis outage answers 503 instead of a stack trace.
         options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True}
-    return MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+    storage = storage_from_string(storage_uri, **options)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{storage_uri}: an async storage cannot hold these rate limits")
+    return storage
+
+
+def moving_window(storage_uri: str, *, key_prefix: str) -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(limits_storage(storage_uri, key_prefix=key_prefix))
+
+
+def _quota(item: RateLimitItem, state: WindowState) -> Quota:
+    reset_in = max(0, math.ceil(state.reset_in))
+    return Quota(item.amount, state.remaining, reset_in, item.get_expiry())
 
 
 def _unavailable() -> ServiceBusy:
