@@ -316,7 +316,7 @@ def test_character_refusals_are_free(
     three = client.post(V1, json={"prompt": "Ann, Bo and Cy dance"}, headers=auth(key.key))
     assert three.status_code == 400 and "at most 2" in three.json()["error"]["message"]
     # A model that cannot condition on references.
-    with TestClient(create_app(services.settings, services=restricted(services, "wan"))) as c:
+    with TestClient(create_app(services.settings, services=restricted(services, "ltx"))) as c:
         resp = c.post(V1, json={"prompt": "Ann waves"}, headers=auth(key.key))
         assert resp.status_code == 400 and "characters" in resp.json()["error"]["message"]
         # No character named: the same model takes the create.

@@ -1,18 +1,23 @@
-"""Tiny random-weight diffusers model folders, built once per session (needs the gpu extra)."""
+"""Tiny random-weight diffusers model folders, built once per session (needs the gpu extra),
+and an in-process worker for the service tests on them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from reel.service.context import Services
+from reel.worker.runner import Runner
 from tests.engines.diffusers.tiny import require_gpu_extra
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Saved diffusers folders, loadable offline: Wan 2.2 TI2V (``wan``), Wan 2.1 text- and
-    image-to-video (``wan-t2v``, ``wan-i2v``) and LTX-Video (``ltx``)."""
+    image-to-video (``wan-t2v``, ``wan-i2v``), Wan 2.1 VACE (``wan-vace``) and LTX-Video
+    (``ltx``)."""
     require_gpu_extra()
     from reel.engines.diffusers.tiny import build_pipeline, save_pipeline
 
@@ -21,5 +26,16 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "wan": save_pipeline(build_pipeline("tiny-wan-ti2v"), root / "wan-ti2v"),
         "wan-t2v": save_pipeline(build_pipeline("tiny-wan-t2v"), root / "wan-t2v"),
         "wan-i2v": save_pipeline(build_pipeline("tiny-wan-i2v"), root / "wan-i2v"),
+        "wan-vace": save_pipeline(build_pipeline("tiny-wan-vace"), root / "wan-vace"),
         "ltx": save_pipeline(build_pipeline("tiny-ltx"), root / "ltx"),
     }
+
+
+@pytest.fixture
+def runner(services: Services) -> Iterator[Runner]:
+    """An in-process worker on the module's models file; its engines (and loaded pipelines)
+    are closed afterwards, so no test's pipelines outlive it."""
+    worker = Runner(services)
+    yield worker
+    for engine in worker._engines.values():
+        engine.close()

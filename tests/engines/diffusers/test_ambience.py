@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +79,6 @@ sora2-pro-high = "wan"
         lease_seconds=30,
         heartbeat_seconds=1,
     )
-
-
-@pytest.fixture
-def runner(services: Services) -> Iterator[Runner]:
-    worker = Runner(services)
-    yield worker
-    for engine in worker._engines.values():
-        engine.close()
 
 
 def run_task(client: TestClient, runner: Runner, key: str, tier: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +88,6 @@ def settings(tmp_path: Path, tiny_models: dict[str, Path]) -> Settings:
         heartbeat_seconds=1,
         image_fetch_allow_hosts=("127.0.0.1",),
     )
-
-
-@pytest.fixture
-def runner(services: Services) -> Iterator[Runner]:
-    """An in-process worker; its engines (and loaded pipelines) are closed afterwards."""
-    worker = Runner(services)
-    yield worker
-    for engine in worker._engines.values():
-        engine.close()
 
 
 def run_task(client: TestClient, runner: Runner, key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Random-weight Wan, LTX-Video and LTX-2 pipelines, for tests and benchmarks; never for serving.
+"""Random-weight Wan (VACE too), LTX-Video and LTX-2 pipelines, for tests and benchmarks; never
+for serving.
 
 ``build_pipeline(arch)`` makes a pipeline of a supported architecture with random weights and
 an offline tokenizer (a small Unigram vocabulary built in code: no hub access), either tiny
@@ -23,6 +24,7 @@ Arch = Literal[
     "tiny-wan-ti2v",
     "tiny-wan-t2v",
     "tiny-wan-i2v",
+    "tiny-wan-vace",
     "tiny-ltx",
     "tiny-ltx2",
     "wan2.1-1.3b",
@@ -34,6 +36,7 @@ ARCHS: Final[tuple[Arch, ...]] = (
     "tiny-wan-ti2v",
     "tiny-wan-t2v",
     "tiny-wan-i2v",
+    "tiny-wan-vace",
     "tiny-ltx",
     "tiny-ltx2",
     "wan2.1-1.3b",
@@ -69,6 +72,12 @@ _TINY_WAN_DIT: Final[Mapping[str, Any]] = {
     "cross_attn_norm": True,
     "qk_norm": "rms_norm_across_heads",
     "rope_max_seq_len": 32,
+}
+#: VACE's control branch: video latents (16 + 16 channels) and the 8x8 mask (64).
+_TINY_VACE: Final[Mapping[str, Any]] = {
+    "num_layers": 3,
+    "vace_layers": [0, 2],
+    "vace_in_channels": 96,
 }
 _TINY_WAN_VAE: Final[Mapping[str, Any]] = {
     "base_dim": 3,
@@ -188,6 +197,8 @@ def build_pipeline(
         WanImageToVideoPipeline,
         WanPipeline,
         WanTransformer3DModel,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
     )
     from transformers import (
         CLIPImageProcessor,
@@ -264,6 +275,11 @@ def build_pipeline(
                     transformer=WanTransformer3DModel(**{**dit, "in_channels": 36, "image_dim": 4}),
                     image_encoder=CLIPVisionModel(CLIPVisionConfig(**_TINY_CLIP)).eval(),
                     image_processor=CLIPImageProcessor(crop_size=32, size=32),
+                )
+            elif arch == "tiny-wan-vace":  # Wan 2.1 VACE: a control branch on two blocks
+                pipe = WanVACEPipeline(
+                    **modules,
+                    transformer=WanVACETransformer3DModel(**{**dit, **_TINY_VACE}),
                 )
             else:
                 pipe = WanPipeline(

@@ -1,6 +1,7 @@
-"""Wan 2.1 / 2.2 through diffusers: ``WanPipeline`` and ``WanImageToVideoPipeline``.
+"""Wan 2.1 / 2.2 through diffusers: ``WanPipeline``, ``WanImageToVideoPipeline``,
+``WanVideoToVideoPipeline`` (edits) and ``WanVACEPipeline`` (characters).
 
-Three ways to configure a Wan model (see docs/models.md):
+Four ways to configure a Wan model (see docs/models.md):
 
 - **Wan 2.2 TI2V-5B** (``model_dir`` only): one set of weights does both modes. The
   image-to-video pipeline is built from the text-to-video one's modules, sharing them, so it
@@ -10,6 +11,11 @@ Three ways to configure a Wan model (see docs/models.md):
   when both folders hold the same one.
 - **A text-to-video model alone** (Wan2.1-T2V-1.3B): text-to-video only, so it cannot serve a
   tier (tiers need image-to-video for ``imageToVideo`` requests and for 10/15 s chaining).
+- **A VACE model** (Wan2.1-VACE-1.3B/14B, ``model_dir`` only): text- and image-to-video, and
+  characters' reference frames (:mod:`.wan_vace`).
+
+A model with one text-to-video transformer (Wan 2.1 T2V, Wan 2.2 TI2V-5B) also edits videos,
+through a video-to-video pipeline on the same modules (:mod:`.wan_edit`).
 """
 
 from __future__ import annotations
@@ -19,15 +25,25 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from reel.engines.base import Capabilities, EngineConfigError
+from reel.engines.base import (
+    Capabilities,
+    EngineConfigError,
+    EngineOutput,
+    GenerationRequest,
+    ProgressSink,
+)
 from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines, distinct
 from reel.engines.diffusers.geometry import Geometry, ModelInfo
 from reel.engines.diffusers.guidance import batched_guidance
 from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, Dtype, ModelDefaults
+from reel.engines.diffusers.segments import Frames
+from reel.engines.diffusers.wan_edit import check_edit, edit_pipeline, edit_video
+from reel.engines.diffusers.wan_vace import VACE, is_vace, vace_conditioning
 
 if TYPE_CHECKING:
     import torch
+    from diffusers import DiffusionPipeline
 
 __all__ = ["WanEngine", "wan_batched_guidance"]
 
@@ -48,20 +64,32 @@ def _is_ti2v(index: ModelIndex) -> bool:
     return index.class_name == _T2V and index.options.get("expand_timesteps") is True
 
 
+def _edits(index: ModelIndex) -> bool:
+    """One text-to-video transformer (Wan 2.1 T2V, Wan 2.2 TI2V-5B): the video-to-video
+    pipeline drives it. Wan 2.2 A14B's two experts it cannot."""
+    return index.class_name == _T2V and not index.has("transformer_2")
+
+
 class WanEngine(DiffusersEngine):
     name = "wan"
     label = "wan engine"
     extra_keys: ClassVar[frozenset[str]] = frozenset(
-        {"i2v_model_dir", "guidance_2", "flow_shift", "batch_guidance", "ambience"}
+        {"i2v_model_dir", "guidance_2", "flow_shift", "batch_guidance", "ambience", "edit_strength"}
     )
     #: The Wan VAE is meant to run in float32 (diffusers' Wan docs).
     vae_dtype_default: ClassVar[Dtype | None] = "float32"
 
     @classmethod
     def _inspect(cls, p: DiffusersParams) -> ModelInfo:
-        main = check_model_dir(p.model_dir, label=cls.label, classes={_T2V, _I2V})
+        main = check_model_dir(p.model_dir, label=cls.label, classes={_T2V, _I2V, VACE})
+        vace = main.class_name == VACE
         extra = None
         if p.i2v_model_dir is not None:
+            if vace:
+                raise EngineConfigError(
+                    f"{cls.label}: {p.model_dir} is a VACE model, which does image-to-video "
+                    "itself; remove i2v_model_dir"
+                )
             if main.class_name == _I2V:
                 raise EngineConfigError(
                     f"{cls.label}: model_dir is already an image-to-video model; put the "
@@ -79,14 +107,21 @@ class WanEngine(DiffusersEngine):
                         f"{cls.label}: params.guidance_2 is for two-expert models (Wan 2.2 "
                         f"A14B); {index.path} has a single transformer"
                     )
+        if p.batch_guidance and vace:
+            raise EngineConfigError(
+                f"{cls.label}: params.batch_guidance does not apply to VACE models (their "
+                "control inputs are not batched with the prompts)"
+            )
         if p.batch_guidance and p.first_block_cache > 0:
             raise EngineConfigError(
                 f"{cls.label}: params.batch_guidance cannot be combined with "
                 "params.first_block_cache (the cache keeps each guidance pass apart)"
             )
         caps = Capabilities(
-            text_to_video=main.class_name == _T2V,
-            image_to_video=main.class_name == _I2V or _is_ti2v(main) or extra is not None,
+            text_to_video=main.class_name in (_T2V, VACE),
+            image_to_video=main.class_name in (_I2V, VACE) or _is_ti2v(main) or extra is not None,
+            edit=_edits(main),
+            references=vace,
         )
         multiple, ratio = _geometry_of(main)
         if extra is not None:
@@ -98,7 +133,9 @@ class WanEngine(DiffusersEngine):
                 )
             multiple = max(multiple, extra_multiple)
         defaults = TI2V_DEFAULTS if _is_ti2v(main) else WAN_DEFAULTS
-        return ModelInfo(caps, defaults, multiple, ratio)
+        info = ModelInfo(caps, defaults, multiple, ratio)
+        check_edit(p, info, label=cls.label)
+        return info
 
     def _load(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> LoadedPipelines:
         from diffusers import DiffusionPipeline, WanImageToVideoPipeline
@@ -110,8 +147,11 @@ class WanEngine(DiffusersEngine):
         )
         self._set_flow_shift(main)
         i2v: Any = None
+        others: list[Any] = []
         if isinstance(main, WanImageToVideoPipeline):
             t2v, i2v = None, main
+        elif is_vace(main):
+            t2v = i2v = main  # image-to-video is a VACE task of the same pipeline
         elif p.i2v_model_dir is not None:
             t2v = main
             shared = {}
@@ -138,10 +178,13 @@ class WanEngine(DiffusersEngine):
                     boundary_ratio=main.config.boundary_ratio,
                     expand_timesteps=True,
                 )
+        if t2v is not None and not is_vace(t2v) and getattr(t2v, "transformer_2", None) is None:
+            others.append(edit_pipeline(t2v))
         pipes = [x for x in (t2v, i2v) if x is not None]
         return LoadedPipelines(
             t2v=t2v,
             i2v=i2v,
+            others=others,
             transformers=distinct(
                 *(
                     getattr(x, name, None)
@@ -162,6 +205,29 @@ class WanEngine(DiffusersEngine):
     def _extra_call_kwargs(self, geometry: Geometry) -> dict[str, object]:  # noqa: ARG002
         g2 = self._params.guidance_2
         return {} if g2 is None else {"guidance_scale_2": g2}
+
+    def _edit(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
+        return edit_video(
+            req,
+            progress,
+            p=self._params,
+            info=self._info,
+            label=self.label,
+            load=lambda: self._pipelines(progress),
+            guidance=self._guidance,
+        )
+
+    def _conditioning(
+        self,
+        pipes: LoadedPipelines,
+        condition: Frames | None,
+        references: tuple[Path, ...],
+        kwargs: dict[str, object],
+    ) -> DiffusionPipeline | None:
+        if not is_vace(pipes.t2v):
+            return super()._conditioning(pipes, condition, references, kwargs)
+        vace_conditioning(kwargs, condition, references, self.label)
+        return pipes.t2v
 
     def _guidance(self, pipe: Any, kwargs: dict[str, object]) -> AbstractContextManager[None]:
         if not self._params.batch_guidance:
