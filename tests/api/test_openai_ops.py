@@ -267,7 +267,7 @@ def test_characters_are_created_read_used_and_kept_per_key(
     run_once(Runner(services))
     assert sdk.videos.retrieve(video.id).status == "completed"
     ref = tmp_path / "ref.png"
-    services.storage.get_to(character_frame_key(made.id), ref)
+    services.storage.get_to(character_frame_key(made.id, 0), ref)
     frame = frame_at(content(client, api_key, video.id, tmp_path), 0.5).astype(np.int16)
     side = min(frame.shape[:2]) // 4
     with PILImage.open(ref) as image:

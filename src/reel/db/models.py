@@ -276,10 +276,14 @@ class Character(Base):
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
     #: Named verbatim in a prompt to use it.
     name: Mapped[str] = mapped_column(String(80))
-    #: Storage key of the reference frame (PNG).
-    frame_key: Mapped[str] = mapped_column(String(200))
+    #: Storage keys of its reference frames (PNG), in the order of its video.
+    frame_keys: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+    #: Gone for new creates from then on (its key's holder, an operator, or the sweep).
     deleted_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: When its frames were removed from storage; a deleted character without it still has
+    #: files for the retention sweep to remove.
+    purged_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class AuditEntry(Base):

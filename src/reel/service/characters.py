@@ -1,46 +1,54 @@
-"""Characters: a name and a reference frame taken from a short video, reusable by one API key.
+"""Characters: a name and reference frames taken from a short video, reusable by one API key.
 
 A create whose prompt names characters of its key (verbatim, at most
-:data:`~reel.storage.naming.MAX_REFERENCES`) gets their reference frames; a model that cannot
-condition on references refuses it before anything is charged. Another key's character is
-indistinguishable from a missing one.
+:data:`~reel.storage.naming.MAX_CHARACTERS`) gets every reference frame of each, in prompt
+order (at most :data:`~reel.storage.naming.MAX_REFERENCES` in all); a model that cannot condition
+on references refuses it before anything is charged. Another key's character is
+indistinguishable from a missing one. How frames are taken, stored and removed (and when the
+retention sweep removes them) is :mod:`reel.service.character_frames`.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Final
 
-from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reel.db.models import ApiKey, Character
-from reel.media.clips import UPLOAD_MAX_BYTES, UPLOAD_MAX_PIXELS, still_frames
 from reel.media.errors import MediaError
-from reel.media.video import VideoDecodeError, probe
-from reel.service import extensions
+from reel.service import character_frames, extensions
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.service.errors import InvalidParameter, NotFound
 from reel.service.startimages import start_images
 from reel.service.tasks import NewTask
-from reel.storage.naming import MAX_REFERENCES, character_frame_key
+from reel.storage.naming import MAX_CHARACTERS
 
-__all__ = ["CHARACTERS", "create", "delete", "get", "list_for_key", "named_in"]
+__all__ = [
+    "CHARACTERS",
+    "KEYS",
+    "REFERENCE_FRAMES",
+    "create",
+    "delete",
+    "get",
+    "list_for_key",
+    "named_in",
+]
 
-MIN_SECONDS: Final = 2.0
-MAX_SECONDS: Final = 4.0
 MAX_NAME: Final = 80
 #: Characters one key may keep at once (each is a name matched against its prompts).
 MAX_PER_KEY: Final = 100
 #: ``Task.extra``: the ids of the characters a create used, in prompt order.
 CHARACTERS: Final = "characters"
+#: ``Task.extra``: how many reference frames those characters gave it, all told (absent on a
+#: task accepted when each character had one frame).
+REFERENCE_FRAMES: Final = "referenceFrames"
+#: Every ``Task.extra`` key above: a remix does not carry them.
+KEYS: Final = frozenset({CHARACTERS, REFERENCE_FRAMES})
 
 
 def create(services: Services, key: ApiKey, name: object, video: bytes | None) -> Character:
@@ -56,23 +64,24 @@ def create(services: Services, key: ApiKey, name: object, video: bytes | None) -
             f"A key may keep at most {MAX_PER_KEY} characters; delete one first", param="name"
         )
     try:
-        png = start_images(services.settings).decode_video(key.id, lambda: _frame(video))
+        frames = start_images(services.settings).decode_video(
+            key.id, lambda: character_frames.from_video(video)
+        )
     except MediaError as exc:
         raise InvalidParameter(f"video: {exc.message}", param="video") from exc
+    character_id = "char_" + secrets.token_hex(12)
     character = Character(
-        id="char_" + secrets.token_hex(12),
+        id=character_id,
         key_id=key.id,
         name=clean,
-        frame_key="",
+        frame_keys=character_frames.store(services, character_id, frames),
         created_at=now(),
     )
-    character.frame_key = character_frame_key(character.id)
-    services.storage.put_bytes(character.frame_key, png)
     try:
         with services.db.write() as session:
             session.add(character)
     except BaseException:
-        services.storage.delete(character.frame_key)
+        character_frames.discard(services, character)
         raise
     return character
 
@@ -97,13 +106,14 @@ def list_for_key(services: Services, key: ApiKey) -> list[Character]:
 
 
 def delete(services: Services, key: ApiKey, character_id: str) -> Character:
-    """Gone for new creates at once; tasks that used it keep their own copy of its frame."""
+    """Gone for new creates at once; its frames go from storage now, or, if storage refuses,
+    with the next retention sweep. Tasks that used it keep their own copies of its frames."""
     found = get(services, key, character_id)
     with services.db.write() as session:
         row = session.get(Character, found.id)
-        if row is not None:
+        if row is not None and row.deleted_at is None:
             row.deleted_at = now()
-    services.storage.delete(found.frame_key)
+    character_frames.discard(services, found)
     return found
 
 
@@ -114,17 +124,21 @@ def named_in(services: Services, key: ApiKey, cmd: NewTask) -> NewTask:
     if not named:
         return cmd
     named.sort(key=lambda c: cmd.prompt.find(c.name))
-    if len(named) > MAX_REFERENCES:
+    if len(named) > MAX_CHARACTERS:
         raise InvalidParameter(
-            f"A prompt may use at most {MAX_REFERENCES} characters "
+            f"A prompt may use at most {MAX_CHARACTERS} characters "
             f"({', '.join(c.name for c in named)} named)",
             param="prompt",
         )
     extensions.require(services, cmd.model, cmd.tier, "references")
     return replace(
         cmd,
-        reference_keys=tuple(c.frame_key for c in named),
-        extra={**cmd.extra, CHARACTERS: [c.id for c in named]},
+        reference_keys=tuple(k for c in named for k in c.frame_keys),
+        extra={
+            **cmd.extra,
+            CHARACTERS: [c.id for c in named],
+            REFERENCE_FRAMES: sum(len(c.frame_keys) for c in named),
+        },
     )
 
 
@@ -148,24 +162,3 @@ def _name(value: object) -> str:
             f"'name' must be at most {MAX_NAME} characters, without NUL", param="name"
         )
     return clean
-
-
-def _frame(data: bytes) -> bytes:
-    """The middle frame of a 2–4 s video, re-encoded as PNG."""
-    if len(data) > UPLOAD_MAX_BYTES:
-        raise VideoDecodeError(f"the video is larger than {UPLOAD_MAX_BYTES} bytes")
-    with tempfile.TemporaryDirectory(prefix="reel-character-") as tmp:
-        path = Path(tmp) / "upload.bin"
-        path.write_bytes(data)
-        info = probe(path)
-        if info.width * info.height > UPLOAD_MAX_PIXELS:
-            raise VideoDecodeError(f"the video's frames are larger than {UPLOAD_MAX_PIXELS} pixels")
-        if not MIN_SECONDS - 0.05 <= info.duration_s <= MAX_SECONDS + 0.05:
-            raise VideoDecodeError(
-                f"a character's video must be {MIN_SECONDS:g}–{MAX_SECONDS:g} s long "
-                f"(this one is {info.duration_s:.1f} s)"
-            )
-        (frame,) = still_frames(path, 1)
-    out = io.BytesIO()
-    Image.fromarray(frame).save(out, format="PNG")
-    return out.getvalue()

@@ -38,7 +38,7 @@ def remix_command(services: Services, key: ApiKey, source_id: str, prompt: str) 
         )
     return tasks.repeat(
         source,
-        drop=frozenset({"callBackUrl", tasks.RETRY_OF, characters.CHARACTERS, *extensions.KEYS}),
+        drop=frozenset({"callBackUrl", tasks.RETRY_OF, *characters.KEYS, *extensions.KEYS}),
         credits=credits,
         inputs_of=None,  # continues from the last frame only
         extra={"remixedFrom": source.id, "sourcePrompt": source.prompt},

@@ -1,8 +1,11 @@
 """How long a video's files live, and the sweep that removes them (and old idempotency rows).
 
-A completed video expires ``video_retention`` seconds after it completed. The sweep deletes the
-files of expired and deleted tasks and marks them ``purged_at``; the task row stays (the ledger
-refers to it). Their signed URLs then answer 404, and ``/v1/videos/{id}/content`` 410.
+A completed video expires ``video_retention`` seconds after it completed, whether or not its key
+was revoked since (it is its account's). The sweep deletes the files of expired and deleted
+tasks and marks them ``purged_at``; the task row stays (the ledger refers to it). Their signed
+URLs then answer 404, and ``/v1/videos/{id}/content`` 410. The same sweep removes the frames of
+deleted characters whose files are still stored, and the characters of keys revoked more than
+``video_retention`` ago (:func:`reel.service.character_frames.sweep`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import delete, select, update
 from reel.config import Settings
 from reel.db.models import IdempotencyRecord, Task
 from reel.db.session import changed
+from reel.service import character_frames
 from reel.service.clock import now
 from reel.service.context import Services
 from reel.storage.naming import preview_keys, task_keys
@@ -83,10 +87,13 @@ class Swept:
     expired: list[str]
     deleted: list[str]
     idempotency_records: int
+    #: Characters whose frames this pass removed.
+    characters: list[str]
 
 
 def sweep(services: Services) -> Swept:
-    """One pass: purge expired and deleted tasks' files; drop expired idempotency records."""
+    """One pass: purge expired and deleted tasks' files and deleted or orphaned characters'
+    frames; drop expired idempotency records."""
     t = now()
     cutoff = t - services.settings.video_retention
     with services.db.read() as session:
@@ -119,7 +126,10 @@ def sweep(services: Services) -> Swept:
         dropped = changed(
             session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < t))
         )
-    swept = Swept([x.id for x in expired], [x.id for x in deleted], dropped or 0)
+    characters = character_frames.sweep(services)
+    swept = Swept([x.id for x in expired], [x.id for x in deleted], dropped or 0, characters)
+    if characters:
+        log.info("retention: removed the frames of %d character(s)", len(characters))
     if swept.expired or swept.deleted:
         log.info(
             "retention: removed files of %d expired and %d deleted task(s)",

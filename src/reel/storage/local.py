@@ -62,7 +62,10 @@ class LocalStorage:
         return self.path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        try:
+            self.path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"could not delete {key}: {exc.strerror or exc}") from exc
 
     def url(self, key: str, *, base_url: str, expires_in: int) -> str:
         return base_url.rstrip("/") + signed_path(self._secret, key, expires_in=expires_in)

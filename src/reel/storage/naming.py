@@ -24,13 +24,19 @@ def input_reference_key(task_id: str, index: int) -> str:
     return f"inputs/{task_id}.ref{index}.png"
 
 
-#: At most this many characters per generation (their frames are copied to the task).
-MAX_REFERENCES = 2
+#: At most this many characters per generation.
+MAX_CHARACTERS = 2
+#: Reference frames a character keeps, spread evenly over its video.
+CHARACTER_FRAMES = 3
+#: At most this many reference frames per generation: every frame of each character it names,
+#: copied to the task as ``input_reference_key(task_id, 0…)``.
+MAX_REFERENCES = MAX_CHARACTERS * CHARACTER_FRAMES
 
 
-def character_frame_key(character_id: str) -> str:
-    """Storage key of a character's reference frame."""
-    return f"characters/{character_id}.png"
+def character_frame_key(character_id: str, index: int) -> str:
+    """Storage key of a character's ``index``-th reference frame (a character made before
+    characters kept several frames has one, ``characters/<id>.png``, named on its row)."""
+    return f"characters/{character_id}.{index}.png"
 
 
 def video_key(task_id: str, attempt: int) -> str:

@@ -4,8 +4,9 @@
   from the source's last frame, the segment's seconds); the worker joins source and segment,
   sound cross-faded (:func:`reel.media.clips.join`);
 - an **edit**: the engine passes over the source (``operation="edit"``, ``source_video``);
-- **characters**: their reference frames, copied to the task when it was created, go to the
-  engine as ``reference_images``.
+- **characters**: their reference frames (each character's, in prompt order, at most
+  :data:`~reel.storage.naming.MAX_REFERENCES`), copied to the task when it was created, go to
+  the engine as ``reference_images``.
 
 Each works from the task's own validated copies (``inputs/…`` in storage), never the upload.
 """
@@ -64,7 +65,10 @@ def generate(
                 "your credits have been refunded"
             )
     if isinstance(used, list) and used:
-        refs = tuple(work / f"ref{n}.png" for n in range(len(used)))
+        count = extra.get(characters.REFERENCE_FRAMES)
+        if not isinstance(count, int) or count < 1:
+            count = len(used)  # accepted when a character had one frame
+        refs = tuple(work / f"ref{n}.png" for n in range(count))
         for n, path in enumerate(refs):
             _get(storage, input_reference_key(task.id, n), path, "a character's reference frame")
         req = replace(req, reference_images=refs)

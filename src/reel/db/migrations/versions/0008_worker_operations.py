@@ -4,7 +4,7 @@ Workers record, per model, whether it extends, edits or conditions on characters
 (which never loads an engine) refuses what no live worker can do before anything is charged.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
