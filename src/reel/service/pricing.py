@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from reel.service.catalog import Catalog
+from reel.service.errors import InvalidParameter
 from reel.types import Aspect, Tier
 
 #: Allowed durations, in seconds, as the contract spells them.
@@ -101,3 +103,35 @@ def parse_size(size: str) -> tuple[int, int]:
     """ "1280x720" → (1280, 720)."""
     width, _, height = size.partition("x")
     return int(width), int(height)
+
+
+def openai_tier(catalog: Catalog, model: object, size: str) -> tuple[Tier, str | None]:
+    """The tier that prices ``/v1`` ``model`` at ``size``, and the models-file model to run
+    (``None``: the tier's). ``model`` is ``sora-2`` (when absent), ``sora-2-pro`` or a public
+    model of the models file; anything else is refused (400) without naming the operator's
+    other models. Every create, extension and edit of ``/v1`` asks here."""
+    model = model or OPENAI_DEFAULT_MODEL
+    if not isinstance(model, str):
+        raise InvalidParameter("'model' must be a string", param="model")
+    tier = OPENAI_TIERS.get((model, size))
+    if tier is not None:
+        return tier, None
+    if model in TIER_OPENAI_MODEL.values():
+        sizes = sorted(s for (m, s) in OPENAI_TIERS if m == model)
+        raise InvalidParameter(
+            f"Invalid value for 'size': {model} supports {', '.join(sizes)}",
+            param="size",
+            allowed=sizes,
+        )
+    if model in catalog.offers:
+        # Never below what the model's own tiers sell it for, nor below the size's tier.
+        served = catalog.tiers_served_by(model)
+        return costliest([OPERATOR_MODEL_TIERS[size], *served]), model
+    # Only the public names: the operator's other model names stay private.
+    known = sorted(set(TIER_OPENAI_MODEL.values()))
+    raise InvalidParameter(
+        f"Invalid value for 'model': expected {' or '.join(known)}, "
+        "or a model this server offers by name",
+        param="model",
+        allowed=known,
+    )

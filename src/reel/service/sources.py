@@ -4,6 +4,10 @@ Either way the task works from a validated copy on local disk while it is create
 is read back from storage (the key's own, completed, /v1 video whose files are still kept); an
 upload is checked (size, length, decodable) and re-encoded in the start-image decode pool, off
 the request's thread, before anything is charged.
+
+A reference runs as the model that made it. An upload runs as the ``/v1`` model the request
+names (``sora-2`` when it names none), checked and priced as a create of that model at the
+upload's size (:func:`reel.service.pricing.openai_tier`).
 """
 
 from __future__ import annotations
@@ -34,16 +38,21 @@ from reel.types import Tier
 __all__ = ["OPENAI_SURFACE", "Source", "SourceRef", "open_source"]
 
 OPENAI_SURFACE: Final = "openai"
-#: An uploaded source runs at sora-2's tier and the sora-2 size of its orientation.
-UPLOAD_MODEL: Final = "sora-2"
+#: An uploaded source is re-encoded at the sora-2 size of its orientation (every /v1 model
+#: makes both), and runs as sora-2 unless the request names another model.
+UPLOAD_MODEL: Final = pricing.OPENAI_DEFAULT_MODEL
+LANDSCAPE: Final = (1280, 720)
+PORTRAIT: Final = (720, 1280)
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """What a request named: ``video_id`` (JSON ``{"id": …}``) or ``upload`` (multipart)."""
+    """What a request named: ``video_id`` (JSON ``{"id": …}``) or ``upload`` (multipart), and
+    the ``model`` field, if any (an upload's model; a reference's must be its source's)."""
 
     video_id: str | None = None
     upload: bytes | None = None
+    model: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +82,16 @@ def open_source(
     with tempfile.TemporaryDirectory(prefix="reel-source-") as tmp:
         work = Path(tmp)
         if ref.upload is not None:
-            yield _uploaded(services, key, ref.upload, work, min_seconds, max_seconds)
+            yield _uploaded(services, key, ref.upload, ref.model, work, min_seconds, max_seconds)
         elif ref.video_id is not None:
-            yield _referenced(services, key, ref.video_id, work)
+            yield _referenced(services, key, ref.video_id, ref.model, work)
         else:
             raise InvalidParameter("Missing required parameter: 'video'", param="video")
 
 
-def _referenced(services: Services, key: ApiKey, video_id: str, work: Path) -> Source:
+def _referenced(
+    services: Services, key: ApiKey, video_id: str, asked: object, work: Path
+) -> Source:
     with services.db.read() as session:
         task = tasks.get(session, key, video_id)
     if task.surface != OPENAI_SURFACE:
@@ -89,14 +100,20 @@ def _referenced(services: Services, key: ApiKey, video_id: str, work: Path) -> S
         raise VideoNotReady("Only a completed video can be extended or edited")
     if retention.is_expired(task, services.settings):
         raise MediaExpired()
+    shown = (task.extra or {}).get("openaiModel")
+    tier = Tier(task.tier)
+    openai_model = shown if isinstance(shown, str) else pricing.TIER_OPENAI_MODEL[tier]
+    if asked not in (None, "", openai_model):
+        raise InvalidParameter(
+            f"'model' is for uploads: a referenced video runs as its source's model "
+            f"({openai_model})",
+            param="model",
+        )
     path = work / "source.mp4"
     try:
         services.storage.get_to(task.video_key, path)
     except StorageError as exc:
         raise GenerationFailed("The source video could not be read") from exc
-    extra = task.extra or {}
-    shown = extra.get("openaiModel")
-    tier = Tier(task.tier)
     return Source(
         path=path,
         seconds=task.duration_s,
@@ -104,7 +121,7 @@ def _referenced(services: Services, key: ApiKey, video_id: str, work: Path) -> S
         height=task.height,
         tier=tier,
         model=task.model,
-        openai_model=shown if isinstance(shown, str) else pricing.TIER_OPENAI_MODEL[tier],
+        openai_model=openai_model,
         task=task,
     )
 
@@ -113,12 +130,17 @@ def _uploaded(
     services: Services,
     key: ApiKey,
     data: bytes,
+    asked: object,
     work: Path,
     min_seconds: float,
     max_seconds: float,
 ) -> Source:
+    name = asked or UPLOAD_MODEL
+    # Every /v1 model makes both upload sizes: an unknown one is refused before decoding.
+    pricing.openai_tier(services.catalog, name, _size(LANDSCAPE))
+
     def fit(width: int, height: int) -> tuple[int, int]:
-        return (1280, 720) if width > height else (720, 1280)
+        return LANDSCAPE if width > height else PORTRAIT
 
     def decode() -> Normalized:
         return normalize(data, work, fit=fit, min_seconds=min_seconds, max_seconds=max_seconds)
@@ -127,13 +149,18 @@ def _uploaded(
         clip = start_images(services.settings).decode_video(key.id, decode)
     except MediaError as exc:
         raise InvalidParameter(f"video: {exc.message}", param="video") from exc
+    tier, model = pricing.openai_tier(services.catalog, name, _size((clip.width, clip.height)))
     return Source(
         path=clip.path,
         seconds=clip.seconds,
         width=clip.width,
         height=clip.height,
-        tier=pricing.OPENAI_TIERS[(UPLOAD_MODEL, f"{clip.width}x{clip.height}")],
-        model=None,
-        openai_model=UPLOAD_MODEL,
+        tier=tier,
+        model=model,
+        openai_model=str(name),
         task=None,
     )
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"

@@ -3,7 +3,8 @@
 A source video is a reference to a completed video of the same key (JSON:
 ``{"video": {"id": …}}``) or an uploaded MP4 (multipart ``video``, what the ``openai`` package
 sends). Uploads are capped as they stream (``reel.api.middleware``), decoded in the bounded
-decode pool and re-encoded before any engine sees them (``reel.service.sources``).
+decode pool and re-encoded before any engine sees them (``reel.service.sources``); an upload runs
+as the request's ``model`` field (``sora-2`` without one), a reference as its source's model.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ async def op_input(request: Request, services: ServicesDep) -> OpInput:
         video_id = video.get("id") if isinstance(video, dict) else video
         if video_id is not None and not isinstance(video_id, str):
             raise InvalidParameter("'video' must be {\"id\": VIDEO_ID} or a file", param="video")
-        return OpInput(body, sources.SourceRef(video_id=video_id), {"json": body})
+        ref = sources.SourceRef(video_id=video_id, model=body.get("model"))
+        return OpInput(body, ref, {"json": body})
     try:
         form = await request.form(max_files=1, max_fields=16, max_part_size=UPLOAD_MAX_BYTES)
     except Exception as exc:  # malformed multipart, too many parts
@@ -86,7 +88,9 @@ async def op_input(request: Request, services: ServicesDep) -> OpInput:
     video_id = fields.get("video[id]") or fields.get("video")
     digest = hashlib.sha256(upload).hexdigest() if upload is not None else None
     ref = sources.SourceRef(
-        video_id=str(video_id) if video_id and upload is None else None, upload=upload
+        video_id=str(video_id) if video_id and upload is None else None,
+        upload=upload,
+        model=fields.get("model"),
     )
     return OpInput(fields, ref, {"form": fields, "file": digest})
 

@@ -100,12 +100,19 @@ class VideoReference(BaseModel):
     id: str
 
 
+_UPLOAD_MODEL = (
+    "An upload's model: sora-2 (default), sora-2-pro or a model this server offers by name, "
+    "priced as a create of that model. A reference runs as its source's model."
+)
+
+
 class ExtendVideoRequest(BaseModel):
     """Body of `POST /v1/videos/extensions` (JSON with a reference, or multipart with a file)."""
 
     prompt: str = Field(min_length=1)
     seconds: Literal["4", "8", "12", "16", "20"]
     video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
+    model: str | None = Field(default=None, description=_UPLOAD_MODEL, examples=["sora-2-pro"])
 
 
 class EditVideoRequest(BaseModel):
@@ -113,6 +120,7 @@ class EditVideoRequest(BaseModel):
 
     prompt: str = Field(min_length=1)
     video: VideoReference | str = Field(description='{"id": …} (JSON) or an MP4 file (multipart)')
+    model: str | None = Field(default=None, description=_UPLOAD_MODEL, examples=["sora-2-pro"])
 
 
 class CharacterObject(BaseModel):
@@ -160,32 +168,6 @@ def parse_prompt(value: object, *, max_prompt: int) -> str:
     return value.strip()
 
 
-def _tier_for(model: str, size: str, catalog: Catalog) -> tuple[Tier, str | None]:
-    """The tier that prices (model, size), and the models-file model to run (None: the tier's)."""
-    tier = pricing.OPENAI_TIERS.get((model, size))
-    if tier is not None:
-        return tier, None
-    if model in pricing.TIER_OPENAI_MODEL.values():
-        sizes = sorted(s for (m, s) in pricing.OPENAI_TIERS if m == model)
-        raise InvalidParameter(
-            f"Invalid value for 'size': {model} supports {', '.join(sizes)}",
-            param="size",
-            allowed=sizes,
-        )
-    if model in catalog.offers:
-        # Never below what the model's own tiers sell it for, nor below the size's tier.
-        served = catalog.tiers_served_by(model)
-        return pricing.costliest([pricing.OPERATOR_MODEL_TIERS[size], *served]), model
-    # Only the public names: the operator's other model names stay private.
-    known = sorted(set(pricing.TIER_OPENAI_MODEL.values()))
-    raise InvalidParameter(
-        f"Invalid value for 'model': expected {' or '.join(known)}, "
-        "or a model this server offers by name",
-        param="model",
-        allowed=known,
-    )
-
-
 def parse_create(
     fields: dict[str, object],
     *,
@@ -204,8 +186,6 @@ def parse_create(
             raise InvalidParameter(f"'{param}' must not contain NUL characters", param=param)
     prompt = parse_prompt(fields.get("prompt"), max_prompt=max_prompt)
     model = fields.get("model") or pricing.OPENAI_DEFAULT_MODEL
-    if not isinstance(model, str):
-        raise InvalidParameter("'model' must be a string", param="model")
     size = _choice(
         fields.get("size"),
         list(pricing.OPERATOR_MODEL_TIERS),
@@ -220,7 +200,7 @@ def parse_create(
             str(pricing.OPENAI_DEFAULT_SECONDS),
         )
     )
-    tier, model_override = _tier_for(model, size, catalog)
+    tier, model_override = pricing.openai_tier(catalog, model, size)
     width, height = pricing.parse_size(size)
     image_url = _image_url(fields)
     if image_url is not None and image_data is not None:
