@@ -1,4 +1,5 @@
-"""Operator use cases: find and inspect tasks, cancel or retry them, manage keys and credits.
+"""Operator use cases: find and inspect tasks, cancel or retry them, manage keys and credits,
+list and delete the keys' characters.
 
 A retry never reopens a finished task: it is a new task, with a new charge to the same key,
 that records the original's id in ``extra["retryOf"]``. A failed task has at most one retry
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reel.db.models import ApiKey, LedgerEntry, Task
-from reel.service import accounts, audit, keys, ledger, tasks, webhooks
+from reel.db.models import ApiKey, Character, LedgerEntry, Task
+from reel.db.session import changed
+from reel.service import accounts, audit, character_frames, keys, ledger, tasks, webhooks
+from reel.service.clock import now
 from reel.service.context import Services
-from reel.service.errors import InvalidParameter, TaskNotFound, TaskNotRetryable
+from reel.service.errors import InvalidParameter, NotFound, TaskNotFound, TaskNotRetryable
 from reel.types import TaskStatus
 
 RETRY_OF = tasks.RETRY_OF
@@ -355,3 +358,53 @@ def set_limits(
             after=after.as_dict(),
         )
         return after
+
+
+# --- characters --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CharacterRow:
+    character: Character
+    key: ApiKey
+
+
+def character_rows(
+    session: Session, *, key_id: str | None = None, limit: int = 200
+) -> list[CharacterRow]:
+    """Characters not deleted (of every key, or of ``key_id``), newest first, with their key."""
+    query = (
+        select(Character, ApiKey)
+        .join(ApiKey, ApiKey.id == Character.key_id)
+        .where(Character.deleted_at.is_(None))
+    )
+    if key_id:
+        query = query.where(Character.key_id == key_id)
+    rows = session.execute(
+        query.order_by(Character.created_at.desc(), Character.id.desc()).limit(limit)
+    ).all()
+    return [CharacterRow(c, k) for c, k in rows]
+
+
+def delete_character(services: Services, character_id: str, *, actor: str = audit.CLI) -> Character:
+    """Delete any key's character as its key could: gone for new creates at once, its frames
+    removed now (or by the next retention sweep if storage refuses)."""
+    with services.db.write() as session:
+        marked = "\x00" not in character_id and changed(
+            session.execute(
+                update(Character)
+                .where(Character.id == character_id, Character.deleted_at.is_(None))
+                .values(deleted_at=now())
+            )
+        )
+        row = session.get(Character, character_id) if marked else None
+        if row is None:
+            raise NotFound("No such character")
+        audit.record(
+            session,
+            actor=actor,
+            action="character.delete",
+            target=row.id,
+            before={"key": row.key_id, "name": row.name},
+            after={"deletedAt": row.deleted_at},
+        )
+    character_frames.discard(services, row)
+    return row

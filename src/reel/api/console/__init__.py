@@ -8,7 +8,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from reel.api.console import admin, admin_accounts, admin_keys, admin_tasks, auth, playground
+from reel.api.console import (
+    admin,
+    admin_accounts,
+    admin_characters,
+    admin_keys,
+    admin_tasks,
+    auth,
+    playground,
+)
 from reel.api.console.render import STATIC
 from reel.config import Settings
 
@@ -25,3 +33,4 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(admin_keys.router)
     app.include_router(admin_accounts.router)
     app.include_router(admin_tasks.router)
+    app.include_router(admin_characters.router)
