@@ -17,7 +17,11 @@ from tests.e2e.server import ReelServer
 
 T2V = {"prompt": "chaos", "mode": "textToVideo"}
 #: Kills per run; REEL_TEST_LONG=1 runs the long version locally.
-KILLS = 40 if os.environ.get("REEL_TEST_LONG") else 8
+LONG = bool(os.environ.get("REEL_TEST_LONG"))
+KILLS = 40 if LONG else 8
+#: Tasks in flight while workers are killed, and tasks queued across a restart.
+IN_FLIGHT = 30 if LONG else 16
+QUEUED = 100 if LONG else 40
 
 
 def submit(srv: ReelServer, key: str, n: int) -> list[str]:
@@ -83,7 +87,7 @@ def test_workers_killed_at_random_points(tmp_path: Path) -> None:
     rng = random.Random(1234)
     with ReelServer(tmp_path / "data", workers=2, **env) as srv:
         key = str(srv.create_key(credits=400)["key"])
-        submit(srv, key, 30)
+        submit(srv, key, IN_FLIGHT)
         killed = 0
         deadline = time.monotonic() + 120
         while killed < KILLS and time.monotonic() < deadline:
@@ -105,7 +109,7 @@ def test_workers_killed_at_random_points(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_restart_with_100_queued_tasks_completes_all_once(tmp_path: Path) -> None:
+def test_restart_with_queued_tasks_completes_all_once(tmp_path: Path) -> None:
     env = {
         "REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000",
         "REEL_RATE_LIMIT_CREATE": "1000/hour",
@@ -113,8 +117,8 @@ def test_restart_with_100_queued_tasks_completes_all_once(tmp_path: Path) -> Non
     }
     with ReelServer(tmp_path / "data", workers=0, **env) as srv:
         key = str(srv.create_key(credits=400)["key"])
-        ids = submit(srv, key, 100)
-    assert len(set(ids)) == 100
+        ids = submit(srv, key, QUEUED)
+    assert len(set(ids)) == QUEUED
     with ReelServer(tmp_path / "data", workers=2, **env) as srv:
         rows = wait_all_final(srv, timeout=300)
     assert set(rows) == set(ids)

@@ -8,6 +8,7 @@ import multiprocessing as mp
 import sqlite3
 import time
 from collections.abc import Callable
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import BinaryIO
 
@@ -119,11 +120,11 @@ def _create_many(args: tuple[str, str, int]) -> list[int]:
 
 
 @pytest.mark.slow
-def test_eight_processes_race_for_100_credits(tmp_path: Path) -> None:
+def test_eight_clients_race_for_100_credits(tmp_path: Path) -> None:
     env = {"REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000", "REEL_RATE_LIMIT_CREATE": "1000/hour"}
     with ReelServer(tmp_path / "data", workers=0, **env) as srv:
         key = str(srv.create_key(credits=100)["key"])
-        with mp.get_context("spawn").Pool(8) as pool:
+        with ThreadPool(8) as pool:  # concurrent requests: the race is in the server
             batches = pool.map(_create_many, [(srv.url, key, 25)] * 8)
     codes = [c for batch in batches for c in batch]
     assert len(codes) == 200
@@ -142,10 +143,10 @@ def test_eight_processes_race_for_100_credits(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
 )
-def test_processes_race_for_a_daily_cap(
+def test_clients_race_for_a_daily_cap(
     tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
-    """Six processes create at once through two keys of one account with plenty of credits and
+    """Six clients create at once through two keys of one account with plenty of credits and
     a daily cap of 5 videos' credits: exactly 5 pass, every other create is QUOTA_EXCEEDED and
     charged nothing (the check runs after the charge has locked the account's row)."""
     env = {"REEL_MAX_ACTIVE_TASKS_PER_KEY": "1000", "REEL_RATE_LIMIT_CREATE": "1000/hour"}
@@ -168,7 +169,7 @@ def test_processes_race_for_a_daily_cap(
         price = 1000 - int(srv.query("SELECT balance FROM accounts")[0][0])
         srv.cli("accounts", "limits", account, "--daily-credits", str(5 * price))
         keys = [str(first["key"]), str(second["key"])] * 3
-        with mp.get_context("spawn").Pool(6) as pool:
+        with ThreadPool(6) as pool:
             batches = pool.map(_create_many, [(srv.url, k, 6) for k in keys])
         (balance,) = srv.query("SELECT balance FROM accounts")[0]
         (charges,) = srv.query("SELECT count(*) FROM ledger_entries WHERE kind = 'charge'")[0]
