@@ -46,12 +46,13 @@ Op = Literal["extend", "edit", "references"]
 #: What each engine does besides generating, as its ``check()`` Capabilities declare it for some
 #: model. Diffusers engines extend when their model does image-to-video (every tier-serving one
 #: must); a Wan text-to-video model (2.1 T2V, 2.2 TI2V) edits and a Wan VACE model uses
-#: characters. The upstream engines (fal, Replicate, OpenAI-compatible) do none of these.
+#: characters; every LTX-Video and LTX-2 model edits. The upstream engines (fal, Replicate,
+#: OpenAI-compatible) do none of these.
 ENGINE_OPERATIONS: Final[Mapping[str, frozenset[Op]]] = {
     "sandbox": frozenset({"extend", "edit", "references"}),
     "wan": frozenset({"extend", "edit", "references"}),
-    "ltx": frozenset({"extend"}),
-    "ltx2": frozenset({"extend"}),
+    "ltx": frozenset({"extend", "edit"}),
+    "ltx2": frozenset({"extend", "edit"}),
 }
 _VERB: Final[Mapping[Op, str]] = {
     "extend": "extend videos",

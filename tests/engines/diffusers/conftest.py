@@ -10,7 +10,7 @@ import pytest
 
 from reel.service.context import Services
 from reel.worker.runner import Runner
-from tests.engines.diffusers.tiny import require_gpu_extra
+from tests.engines.diffusers.tiny import build_ltx095, require_gpu_extra
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,28 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "wan-vace": save_pipeline(build_pipeline("tiny-wan-vace"), root / "wan-vace"),
         "ltx": save_pipeline(build_pipeline("tiny-ltx"), root / "ltx"),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A saved tiny LTX-2 folder and a latent upsampler folder."""
+    require_gpu_extra()
+    from reel.engines.diffusers.tiny import build_pipeline, save_pipeline
+    from reel.engines.diffusers.tiny_ltx2 import build_upsampler
+
+    root = tmp_path_factory.mktemp("ltx2")
+    upsampler = root / "latent_upsampler"
+    build_upsampler().save_pretrained(str(upsampler), safe_serialization=True)
+    return {"model": save_pipeline(build_pipeline("tiny-ltx2"), root / "ltx2"), "up": upsampler}
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx095(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny LTX-Video folder of the 0.9.5 design (its VAE's blocks)."""
+    require_gpu_extra()
+    from reel.engines.diffusers.tiny import save_pipeline
+
+    return save_pipeline(build_ltx095(), tmp_path_factory.mktemp("ltx095") / "ltx095")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Through the whole service (API → queue → worker → engine → MP4) for text
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +43,6 @@ FAST: dict[str, object] = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_ltx2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A saved tiny LTX-2 folder and a latent upsampler folder."""
-    from reel.engines.diffusers.tiny import build_pipeline, save_pipeline
-    from reel.engines.diffusers.tiny_ltx2 import build_upsampler
-
-    root = tmp_path_factory.mktemp("ltx2")
-    upsampler = root / "latent_upsampler"
-    build_upsampler().save_pretrained(str(upsampler), safe_serialization=True)
-    return {"model": save_pipeline(build_pipeline("tiny-ltx2"), root / "ltx2"), "up": upsampler}
-
-
 @pytest.fixture
 def settings(tmp_path: Path, tiny_ltx2: dict[str, Path]) -> Settings:
     fast = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FAST.items())
@@ -79,14 +66,6 @@ sora2-pro-high = "ltx2"
         heartbeat_seconds=1,
         image_fetch_allow_hosts=("127.0.0.1",),
     )
-
-
-@pytest.fixture
-def runner(services: Services) -> Iterator[Runner]:
-    worker = Runner(services)
-    yield worker
-    for engine in worker._engines.values():
-        engine.close()
 
 
 def assert_video_with_sound(path: Path, *, frames: int) -> None:

@@ -1,8 +1,10 @@
-"""LTX-Video through diffusers: ``LTXPipeline`` and ``LTXImageToVideoPipeline``.
+"""LTX-Video through diffusers: ``LTXPipeline``, ``LTXImageToVideoPipeline`` and
+``LTXConditionPipeline``.
 
-One folder serves both modes: whatever pipeline class its ``model_index.json`` names
-(``LTXPipeline``, ``LTXImageToVideoPipeline`` or ``LTXConditionPipeline``), both pipelines
-are built from the same loaded modules, so the second mode costs no memory.
+One folder serves every mode: whatever pipeline class its ``model_index.json`` names
+(``LTXPipeline``, ``LTXImageToVideoPipeline`` or ``LTXConditionPipeline``), the three pipelines
+are built from the same loaded modules, so the other modes cost no memory. Extensions and edits
+(``LTXConditionPipeline``, ``params.edit_strength``) are in :mod:`.ltx_ops`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from reel.engines.base import Capabilities, EngineConfigError
-from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines
+from reel.engines.diffusers.base import LoadedPipelines
 from reel.engines.diffusers.geometry import Geometry, ModelInfo
+from reel.engines.diffusers.ltx_ops import LTXOperations, LTXPipelines
 from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
 
@@ -29,21 +32,26 @@ LTX_DEFAULTS: Final = ModelDefaults(
 )
 
 
-class LTXEngine(DiffusersEngine):
+class LTXEngine(LTXOperations):
     name = "ltx"
     label = "ltx engine"
     extra_keys: ClassVar[frozenset[str]] = frozenset(
-        {"decode_timestep", "decode_noise_scale", "ambience"}
+        {"decode_timestep", "decode_noise_scale", "ambience", "edit_strength"}
     )
 
     @classmethod
     def _inspect(cls, p: DiffusersParams) -> ModelInfo:
         index = check_model_dir(p.model_dir, label=cls.label, classes=_CLASSES)
         multiple, ratio = _geometry_of(index)
-        return ModelInfo(Capabilities(), LTX_DEFAULTS, multiple, ratio)
+        return ModelInfo(Capabilities(edit=True), LTX_DEFAULTS, multiple, ratio)
 
     def _load(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> LoadedPipelines:
-        from diffusers import DiffusionPipeline, LTXImageToVideoPipeline, LTXPipeline
+        from diffusers import (
+            DiffusionPipeline,
+            LTXConditionPipeline,
+            LTXImageToVideoPipeline,
+            LTXPipeline,
+        )
 
         main = DiffusionPipeline.from_pretrained(
             str(self._params.model_dir),
@@ -54,7 +62,15 @@ class LTXEngine(DiffusersEngine):
         modules: dict[str, Any] = {name: getattr(main, name) for name in _COMPONENTS}
         t2v = main if type(main) is LTXPipeline else LTXPipeline(**modules)
         i2v = main if type(main) is LTXImageToVideoPipeline else LTXImageToVideoPipeline(**modules)
-        return LoadedPipelines(t2v=t2v, i2v=i2v, transformers=[main.transformer], vaes=[main.vae])
+        cond = main if type(main) is LTXConditionPipeline else LTXConditionPipeline(**modules)
+        return LTXPipelines(
+            t2v=t2v,
+            i2v=i2v,
+            transformers=[main.transformer],
+            vaes=[main.vae],
+            others=[cond],
+            cond=cond,
+        )
 
     def _extra_call_kwargs(self, geometry: Geometry) -> dict[str, object]:
         p = self._params

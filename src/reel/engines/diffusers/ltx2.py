@@ -9,15 +9,22 @@ previous pass's last frames (one latent frame: ``temporal_ratio + 1`` frames, th
 from the output) and the sound is cross-faded over those frames
 (:mod:`reel.engines.diffusers.soundtrack`).
 
+An **extension** runs its first pass on ``LTX2ConditionPipeline`` too, conditioned on the
+source's last ``temporal_ratio + 1`` frames, which are dropped with their sound; the worker
+cross-fades the source's sound into the segment's (the pipeline takes no sound to continue: its
+``audio_latents`` are noised whole, with no per-sample conditioning). An **edit** conditions
+every pass on the source under it at ``1 - edit_strength`` and makes new sound for the edited
+clip (:mod:`reel.engines.diffusers.conditioned`).
+
 Settings beyond the common ones: ``audio_guidance``, ``stg_scale``, ``audio_stg_scale``,
 ``modality_scale``, ``distilled`` (the distilled checkpoint's 8-sigma schedule without
 guidance passes) and ``upsampler_dir`` (a ``LTX2LatentUpsamplerModel`` folder: render at half
-the size, then upsample x2, for the 1080p tier).
+the size, then upsample x2, for the 1080p tier) and ``edit_strength``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
@@ -32,6 +39,7 @@ from reel.engines.base import (
     ProgressSink,
 )
 from reel.engines.diffusers.base import DiffusersEngine, LoadedPipelines
+from reel.engines.diffusers.conditioned import Chain, edit_chain, extension_chain, halved
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry
 from reel.engines.diffusers.model_files import check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
@@ -45,7 +53,7 @@ from reel.media.video import VideoEncodeError, VideoWriter
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LTX2_DEFAULTS", "LTX2Engine", "LTX2Pipelines", "ltx2_pipelines"]
+__all__ = ["EDIT_STRENGTH", "LTX2_DEFAULTS", "LTX2Engine", "LTX2Pipelines", "ltx2_pipelines"]
 
 _CLASSES: Final = frozenset({"LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline"})
 _COMPONENTS: Final = (
@@ -64,6 +72,8 @@ _OPTIONAL: Final = ("processor", "prompt_enhancer", "duration_head")
 LTX2_DEFAULTS: Final = ModelDefaults(
     size=(1280, 704), fps=24, segment_frames=481, steps=40, guidance=4.0
 )
+#: ``edit_strength`` when ``params`` say nothing: the source is conditioned at 1 - this.
+EDIT_STRENGTH: Final = 0.6
 #: What the pipelines use when ``params`` say nothing (diffusers' defaults for LTX-2).
 _AUDIO_GUIDANCE: Final = 7.0
 #: Guidance that costs no extra transformer pass: the distilled schedule's setting.
@@ -107,6 +117,7 @@ class LTX2Engine(DiffusersEngine):
             "modality_scale",
             "distilled",
             "upsampler_dir",
+            "edit_strength",
         }
     )
 
@@ -123,7 +134,7 @@ class LTX2Engine(DiffusersEngine):
         if p.upsampler_dir is not None:
             _check_upsampler(p)
             multiple *= 2  # the half-size pass must sit on the grid too
-        return ModelInfo(Capabilities(), LTX2_DEFAULTS, multiple, temporal)
+        return ModelInfo(Capabilities(edit=True), LTX2_DEFAULTS, multiple, temporal)
 
     def _slot_key(self) -> tuple[object, ...]:
         p = self._params
@@ -147,6 +158,13 @@ class LTX2Engine(DiffusersEngine):
     # --- one request -------------------------------------------------------------------------
     def _generate(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
         p = self._params
+        overlap = self._info.temporal_ratio + 1
+        half = p.upsampler_dir is not None  # the first pass at half size, upsampled x2
+        if req.operation == "extend" and req.source_video is not None:
+            chain = extension_chain(
+                req, p, self._info, label=self.label, overlap=overlap, half=half
+            )
+            return self._run(req, chain, progress)
         geometry = plan_geometry(
             width=req.width,
             height=req.height,
@@ -154,13 +172,31 @@ class LTX2Engine(DiffusersEngine):
             p=p,
             info=self._info,
             label=self.label,
-            overlap=self._info.temporal_ratio + 1,
+            overlap=overlap,
         )
-        if p.upsampler_dir is not None:  # the first pass at half size, upsampled x2
-            geometry = replace(
-                geometry, gen_width=geometry.gen_width // 2, gen_height=geometry.gen_height // 2
-            )
-        start = start_frame(req, geometry)
+        if half:
+            geometry = halved(geometry)
+        return self._run(req, Chain(geometry, start=start_frame(req, geometry)), progress)
+
+    def _edit(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
+        """The source conditioned at ``1 - edit_strength`` under every pass, with new sound."""
+        p = self._params
+        strength = 1.0 - (EDIT_STRENGTH if p.edit_strength is None else p.edit_strength)
+        chain = edit_chain(
+            req,
+            p,
+            self._info,
+            label=self.label,
+            overlap=self._info.temporal_ratio + 1,
+            strength=strength,
+            half=p.upsampler_dir is not None,
+        )
+        return self._run(req, chain, progress)
+
+    def _run(self, req: GenerationRequest, chain: Chain, progress: ProgressSink) -> EngineOutput:
+        """Every pass of ``chain`` in order; frames and sound written as they are final."""
+        p = self._params
+        geometry = chain.geometry
         pipes = self._pipelines(progress)
         if not isinstance(pipes, LTX2Pipelines):  # pragma: no cover - _load builds them
             raise TypeError("LTX-2 pipelines expected")
@@ -170,6 +206,7 @@ class LTX2Engine(DiffusersEngine):
         channels = int(getattr(vocoder.config, "out_channels", 2))
         channels = channels if channels in (1, 2) else 2
         sound = SoundChain(rate=rate, fps=geometry.fps)
+        unheard = round(chain.dropped * rate / geometry.fps)  # the lead's sound: not written
         seed = req.seed if p.seed is None else p.seed
         previous: Frames | None = None
         try:
@@ -183,18 +220,24 @@ class LTX2Engine(DiffusersEngine):
             ) as writer:
                 for segment in geometry.plan.segments:
                     tracker.begin(segment)
+                    start = chain.start if segment.index == 0 else None
+                    conditions = chain.conditions(segment, previous)
                     done = self._pass(
-                        pipes, req.prompt, geometry, segment, seed, tracker, start, previous
+                        pipes, req.prompt, geometry, segment, seed, tracker, start, conditions
                     )
                     tracker.encoding()
-                    writer.write_audio(_channels(sound.add(done.audio, segment), channels))
-                    for frame in done.out[segment.skip : segment.skip + segment.keep]:
+                    audio = sound.add(done.audio, segment)
+                    cut = min(unheard, audio.shape[1])
+                    unheard -= cut
+                    if audio.shape[1] > cut:
+                        writer.write_audio(_channels(audio[:, cut:], channels))
+                    for frame in done.out[chain.skip(segment) : segment.skip + segment.keep]:
                         writer.write(fit(frame, geometry.out_width, geometry.out_height))
                     tracker.end()
                     previous = done.frames[-segment.overlap :]
                 tail = sound.finish()
                 if tail is not None:
-                    writer.write_audio(_channels(tail, channels))
+                    writer.write_audio(_channels(tail[:, unheard:], channels))
         except VideoEncodeError as exc:
             raise EngineError(f"{self.label}: could not encode the video") from exc
         return EngineOutput(
@@ -202,7 +245,7 @@ class LTX2Engine(DiffusersEngine):
             width=geometry.out_width,
             height=geometry.out_height,
             fps=float(geometry.fps),
-            frames=geometry.plan.total,
+            frames=chain.frames,
             metadata={"ltx2": {"passes": len(geometry.plan.segments), "audio_rate": rate}},
         )
 
@@ -215,7 +258,7 @@ class LTX2Engine(DiffusersEngine):
         seed: int,
         tracker: StepProgress,
         start: Frames | None,
-        previous: Frames | None,
+        conditions: list[tuple[Frames, float]],
     ) -> _Pass:
         """One pipeline call: frames and sound of ``segment``."""
         import torch
@@ -244,12 +287,14 @@ class LTX2Engine(DiffusersEngine):
             if getattr(p, key) is not None:
                 kwargs[key] = getattr(p, key)
         pipe = pipes.t2v
-        if previous is not None:
+        if conditions:
             from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
             pipe = pipes.cond
-            clip = [Image.fromarray(frame) for frame in previous]
-            kwargs["conditions"] = [LTX2VideoCondition(frames=clip, index=0, strength=1.0)]
+            kwargs["conditions"] = [
+                LTX2VideoCondition(frames=frames, index=0, strength=strength)
+                for frames, strength in conditions
+            ]
         elif start is not None:
             pipe = pipes.i2v
             kwargs["image"] = Image.fromarray(start)
