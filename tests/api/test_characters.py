@@ -246,3 +246,35 @@ def test_an_upload_may_name_a_public_model_of_the_models_file(
         )
         assert resp.status_code == 400 and resp.json()["error"]["param"] == "model"
     assert balance(services, key.id) == 98
+
+
+def test_a_character_deleted_while_a_create_copies_its_frames_is_a_400_charging_nothing(
+    sdk: openai.OpenAI, services: Services, issued: keys.IssuedKey, tmp_path: Path
+) -> None:
+    from reel.db.models import ApiKey
+    from reel.service import characters, tasks
+    from reel.service.errors import InvalidParameter
+    from reel.types import Aspect
+
+    mara = sdk.videos.create_character(name="Mara", video=("m.mp4", mp4(tmp_path, 3), "video/mp4"))
+    before = balance(services, issued.id)
+    with services.db.read() as session:
+        row = session.get(ApiKey, issued.id)
+        assert row is not None
+    asked = tasks.NewTask(
+        prompt="Mara waves",
+        mode=Mode.TEXT_TO_VIDEO,
+        tier=Tier.SORA2,
+        aspect=Aspect.LANDSCAPE,
+        duration_s=4,
+        surface="openai",
+        credits=4,
+    )
+    cmd = characters.named_in(services, row, asked)
+    assert cmd.reference_keys
+    sdk.delete(f"/videos/characters/{mara.id}", cast_to=object)  # between lookup and copy
+    with pytest.raises(InvalidParameter, match="no longer stored"):
+        tasks.create(services, row, cmd)
+    assert balance(services, issued.id) == before
+    with services.db.read() as session:
+        assert session.query(Task).count() == 0

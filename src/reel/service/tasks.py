@@ -202,7 +202,16 @@ def _store_inputs(services: Services, task_id: str, cmd: NewTask, keys: list[str
     for n, stored in copies:
         keys.append(input_video_key(task_id) if n < 0 else input_reference_key(task_id, n))
         with tempfile.TemporaryDirectory(prefix="reel-input-") as tmp:
-            services.storage.get_to(stored, Path(tmp) / "input")
+            try:
+                services.storage.get_to(stored, Path(tmp) / "input")
+            except StorageError:
+                if services.storage.exists(stored):
+                    raise  # storage is failing: not the client's fault
+                raise InvalidParameter(  # e.g. a character deleted while this request ran
+                    "An input this request names is no longer stored (a character deleted "
+                    "meanwhile?); nothing was charged",
+                    param="prompt",
+                ) from None
             services.storage.put_file(keys[-1], Path(tmp) / "input")
 
 
