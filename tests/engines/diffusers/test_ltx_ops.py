@@ -13,7 +13,7 @@ from reel.engines.base import EngineConfigError
 from reel.engines.diffusers.ltx import LTXEngine
 from reel.engines.diffusers.ltx_ops import edit_schedule
 from reel.engines.registry import check_engine
-from reel.media.video import probe, read_audio, sample_frames
+from reel.media.video import encode_frames, probe, read_audio, sample_frames
 from reel.service.extensions import ENGINE_OPERATIONS
 from tests.engines.diffusers.test_ltx2_ops import edit, extension, source_video
 from tests.engines.diffusers.tiny import FAST, PipelineSpy, grey_levels, require_gpu_extra
@@ -146,3 +146,30 @@ def test_checks_and_the_api_table(
                 params={"model_dir": str(tiny_ltx095), "edit_strength": bad},
                 settings=settings,
             )
+
+
+@pytest.fixture(scope="module")
+def tiny_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from reel.engines.diffusers.tiny import save_pipeline
+    from reel.engines.diffusers.tiny_audio import build_stable_audio
+
+    return save_pipeline(build_stable_audio(), tmp_path_factory.mktemp("audio") / "stable-audio")
+
+
+def test_ambience_for_a_continued_segment_and_a_silent_source_s_edit(
+    tiny_ltx095: Path, tiny_audio: Path, tmp_path: Path
+) -> None:
+    silent = tmp_path / "silent.mp4"
+    encode_frames([np.full((48, 80, 3), 10 * i, np.uint8) for i in range(12)], silent, fps=4)
+    voiced = source_video(tmp_path, 6, fps=2)
+    ambient = {"model_dir": str(tiny_audio), "steps": 2}
+    ltx = engine(tiny_ltx095, tmp_path, ambience=ambient)
+    try:
+        segment = ltx.generate(extension(tmp_path, voiced, 4.0), lambda stage, pct: None)
+        edited = ltx.generate(edit(tmp_path, silent), lambda stage, pct: None)
+    finally:
+        ltx.close()
+    for out, seconds in ((segment, 4.0), (edited, 3.0)):
+        sound = read_audio(out.path)
+        assert sound is not None and sound.duration_s == pytest.approx(seconds, abs=0.1)
+        assert float(np.std(sound.samples)) > 1e-4

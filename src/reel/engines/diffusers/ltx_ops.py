@@ -15,7 +15,7 @@
 
 LTX-Video makes no sound: an edit keeps its source's soundtrack, an extension's segment is
 silent (the worker cross-fades the source's sound out at the join); with ``params.ambience``
-both get an ambience track from the prompt instead.
+a silent source's edit and an extension's segment get an ambience track from the prompt.
 """
 
 from __future__ import annotations
@@ -95,12 +95,10 @@ class LTXOperations(DiffusersEngine):
         chain = edit_chain(
             req, p, self._info, label=self.label, overlap=self._overlap, strength=1.0 - level
         )
-        sound = None
-        if p.ambience is None:
-            try:
-                sound = read_audio(req.source_video) if req.source_video else None
-            except VideoError as exc:
-                raise EngineError(f"{self.label}: could not read the source's sound") from exc
+        try:
+            sound = read_audio(req.source_video) if req.source_video else None
+        except VideoError as exc:
+            raise EngineError(f"{self.label}: could not read the source's sound") from exc
         return self._run(req, chain, sound, progress, run=run)
 
     def _run(
@@ -112,15 +110,16 @@ class LTXOperations(DiffusersEngine):
         *,
         run: int | None = None,
     ) -> EngineOutput:
-        """Every pass of ``chain``; ``sound`` (or an ambience track) under the frames. ``run``:
-        an edit's steps, the last of the schedule's."""
+        """Every pass of ``chain``; ``sound`` under the frames, else the ambience track if one
+        is configured. ``run``: an edit's steps, the last of the schedule's."""
         p = self._params
         geometry = chain.geometry
         pipes = self._pipelines(progress)
         if not isinstance(pipes, LTXPipelines) or pipes.cond is None:  # pragma: no cover
             raise TypeError("LTX-Video pipelines expected")
-        audio = ambience.audio_format(pipes.ambience)
-        if sound is not None and pipes.ambience is None:
+        ambient = pipes.ambience if sound is None and p.ambience is not None else None
+        audio = ambience.audio_format(ambient)
+        if sound is not None:
             audio = {"audio_rate": sound.rate, "audio_channels": min(sound.channels, 2)}
         tracker = StepProgress(progress, geometry.plan)
         seed = req.seed if p.seed is None else p.seed
@@ -133,7 +132,7 @@ class LTXOperations(DiffusersEngine):
                 fps=geometry.fps,
                 **audio,
             ) as writer:
-                if sound is not None and pipes.ambience is None:
+                if sound is not None:
                     writer.write_audio(sound.samples[:2])
                 for segment in geometry.plan.segments:
                     tracker.begin(segment)
@@ -146,9 +145,9 @@ class LTXOperations(DiffusersEngine):
                         writer.write(fit(frame, geometry.out_width, geometry.out_height))
                     tracker.end()
                     previous = frames[-segment.overlap :]
-                if pipes.ambience is not None and p.ambience is not None:
+                if ambient is not None and p.ambience is not None:
                     seconds = chain.frames / geometry.fps
-                    args = (pipes.ambience, p.ambience, req.prompt, seconds, seed)
+                    args = (ambient, p.ambience, req.prompt, seconds, seed)
                     writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
         except VideoEncodeError as exc:
             raise EngineError(f"{self.label}: could not encode the video") from exc
