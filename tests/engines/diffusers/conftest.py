@@ -1,16 +1,24 @@
 """Tiny random-weight diffusers model folders, built once per session (needs the gpu extra),
-and an in-process worker for the service tests on them."""
+engines on them closed after each test, and an in-process worker for the service tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from reel.config import Settings
 from reel.service.context import Services
 from reel.worker.runner import Runner
-from tests.engines.diffusers.tiny import build_ltx095, require_gpu_extra
+from tests.engines.diffusers.tiny import FAST, build_ltx095, require_gpu_extra
+
+if TYPE_CHECKING:
+    from reel.engines.diffusers.base import DiffusersEngine
+
+#: ``make_engine(kind, model_dir, **params)``: an engine on the FAST settings.
+MakeEngine = Callable[..., "DiffusersEngine"]
 
 
 @pytest.fixture(scope="session")
@@ -60,4 +68,26 @@ def runner(services: Services) -> Iterator[Runner]:
     worker = Runner(services)
     yield worker
     for engine in worker._engines.values():
+        engine.close()
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Iterator[MakeEngine]:
+    """Loads engines on tiny models with the FAST settings; closes them after the test."""
+    from reel.engines.diffusers.base import DiffusersEngine
+    from reel.engines.registry import load_engine
+
+    made: list[DiffusersEngine] = []
+    settings = Settings(data_dir=tmp_path / "data")
+
+    def make(kind: str, model_dir: Path, **params: object) -> DiffusersEngine:
+        engine = load_engine(
+            kind, params={"model_dir": str(model_dir), **FAST, **params}, settings=settings
+        )
+        assert isinstance(engine, DiffusersEngine)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
         engine.close()

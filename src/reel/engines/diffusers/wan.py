@@ -207,6 +207,8 @@ class WanEngine(DiffusersEngine):
         return {} if g2 is None else {"guidance_scale_2": g2}
 
     def _edit(self, req: GenerationRequest, progress: ProgressSink) -> EngineOutput:
+        if not self._info.capabilities.edit:
+            return super()._edit(req, progress)  # refused before anything loads
         return edit_video(
             req,
             progress,
