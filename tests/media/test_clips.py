@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reel.media.audio import Audio
-from reel.media.clips import CROSSFADE_S, join, normalize
+from reel.media.clips import CROSSFADE_S, FADE_IN_S, join, normalize
 from reel.media.video import VideoDecodeError, encode_frames, probe, read_audio
 
 RATE = 48_000
@@ -41,6 +41,18 @@ def test_join_appends_with_the_sound_cross_faded(tmp_path: Path) -> None:
     assert rms(at(1.0)) > 0.2  # the source's tone
     assert 0.02 < rms(at(2 - CROSSFADE_S / 2)) < rms(at(1.0))  # fading out over the join
     assert rms(at(3.0)) < 0.02  # the silent segment
+
+
+def test_the_segments_sound_starts_with_its_first_frame_not_before(tmp_path: Path) -> None:
+    first = clip(tmp_path / "a.mp4", 2, level=30, hz=None)  # silent source
+    second = clip(tmp_path / "b.mp4", 2, level=220, hz=660)  # sound from its first frame on
+    out = tmp_path / "out.mp4"
+    join(first, second, out)
+    sound = read_audio(out)
+    assert sound is not None
+    at = lambda s: sound.samples[:, round(s * sound.rate) : round((s + 0.05) * sound.rate)]  # noqa: E731
+    assert rms(at(2 - 0.2)) < 0.01 and rms(at(2 - 0.1)) < 0.01  # nothing of it before the join
+    assert rms(at(2 + FADE_IN_S)) > 0.2 and rms(at(3.0)) > 0.2  # in step with its pictures
 
 
 def test_normalize_cuts_to_whole_seconds_at_the_size_asked(tmp_path: Path) -> None:

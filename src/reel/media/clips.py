@@ -31,6 +31,7 @@ from reel.media.video import (
 
 __all__ = [
     "CROSSFADE_S",
+    "FADE_IN_S",
     "UPLOAD_MAX_BYTES",
     "UPLOAD_MAX_PIXELS",
     "Normalized",
@@ -43,8 +44,10 @@ __all__ = [
 UPLOAD_MAX_BYTES: Final = 64 * 1024 * 1024
 #: Largest frame of an uploaded video, in pixels (4K).
 UPLOAD_MAX_PIXELS: Final = 3840 * 2160
-#: Length of the sound cross-fade where a segment joins its source.
+#: How long the source's sound fades out before the join.
 CROSSFADE_S: Final = 0.25
+#: How long the segment's sound fades in from its first frame (long enough to avoid a click).
+FADE_IN_S: Final = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ def still_frames(video: Path, count: int, *, width: int = 512) -> list[RGBFrame]
 
 def join(first: Path, second: Path, out: Path) -> VideoInfo:
     """``first`` followed by ``second`` (scaled to ``first``'s size and frame rate), with the
-    sound of both cross-faded over :data:`CROSSFADE_S` where either has sound."""
+    source's sound faded out into the segment's, each on its own pictures (see ``_crossfaded``)."""
     a, b = probe(first), probe(second)
     fps = max(1, round(a.fps))
     size = (a.width - a.width % 2, a.height - a.height % 2)
@@ -135,24 +138,23 @@ def _cut(audio: Audio | None, seconds: float) -> Audio | None:
 
 
 def _crossfaded(first: Audio | None, second: Audio | None, at_s: float) -> Audio | None:
-    """``second`` starts :data:`CROSSFADE_S` before ``at_s``, faded in over ``first``'s fade out."""
+    """``first`` fading out over its last :data:`CROSSFADE_S`, then ``second`` from ``at_s``
+    (faded in over :data:`FADE_IN_S`, no click). Each sound stays on its own pictures: the
+    segment's first sound is heard with its first frame, never before it."""
     if first is None and second is None:
         return None
     rate = (first or second).rate  # type: ignore[union-attr]
     channels = max(x.channels for x in (first, second) if x is not None)
     a = _as(first, rate, channels)
-    b = _as(second, rate, channels)
+    b = _as(second, rate, channels).copy()
     join_at = round(at_s * rate)
-    fade = min(round(CROSSFADE_S * rate), join_at, b.shape[1])
-    a = np.pad(a[:, :join_at], ((0, 0), (0, max(0, join_at - a.shape[1]))))
-    start = join_at - fade
-    out = np.zeros((channels, start + b.shape[1]), dtype=np.float32)
-    out[:, :join_at] = a
-    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    out[:, start:join_at] *= np.sqrt(1 - ramp)  # equal-power fade out
-    b = b.copy()
-    b[:, :fade] *= np.sqrt(ramp)
-    out[:, start:] += b
+    out = np.zeros((channels, join_at + b.shape[1]), dtype=np.float32)
+    out[:, : min(join_at, a.shape[1])] = a[:, :join_at]
+    fade = min(round(CROSSFADE_S * rate), join_at)
+    out[:, join_at - fade : join_at] *= np.cos(np.linspace(0.0, np.pi / 2, fade, dtype=np.float32))
+    rise = min(round(FADE_IN_S * rate), b.shape[1])
+    b[:, :rise] *= np.sin(np.linspace(0.0, np.pi / 2, rise, dtype=np.float32))
+    out[:, join_at:] = b
     return Audio(np.clip(out, -1, 1), rate)
 
 
