@@ -14,7 +14,7 @@ from reel.media.video import encode_frames, probe, sample_frames
 from reel.types import Stage
 from tests.engines.diffusers.conftest import MakeEngine
 from tests.engines.diffusers.test_engines import Sink, request
-from tests.engines.diffusers.tiny import require_gpu_extra
+from tests.engines.diffusers.tiny import PipelineSpy, require_gpu_extra
 
 require_gpu_extra()
 pytestmark = pytest.mark.gpu
@@ -57,8 +57,15 @@ def frames(path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["wan-t2v", "wan"])  # Wan 2.1 T2V and Wan 2.2 TI2V-5B
 def test_an_edit_keeps_the_sources_frames_rate_size_and_sound(
-    tmp_path: Path, tiny_models: dict[str, Path], make_engine: MakeEngine, kind: str
+    tmp_path: Path,
+    tiny_models: dict[str, Path],
+    make_engine: MakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
 ) -> None:
+    from diffusers import WanVideoToVideoPipeline
+
+    spy = PipelineSpy(monkeypatch, WanVideoToVideoPipeline)
     source = source_video(tmp_path / "source.mp4")
     engine = make_engine("wan", tiny_models[kind], segment_frames=5)  # 12 frames: 4 windows
     sink = Sink()
@@ -70,6 +77,11 @@ def test_an_edit_keeps_the_sources_frames_rate_size_and_sound(
     assert (out.frames, out.fps, out.width, out.height) == (12, 4.0, 64, 36)
     assert info.audio is not None and info.audio.duration_s == pytest.approx(3.0, abs=0.05)
     assert out.metadata["edit_windows"] == 4 and out.metadata["edit_strength"] == 0.7
+    assert [(len(c["video"]), c["strength"]) for c in spy.calls] == [(5, 0.7)] * 4
+    # Each window's frames are the source's, cover-fitted to the generation size (64x32).
+    first = np.stack([np.asarray(f) for f in spy.calls[0]["video"]]).astype(np.int16)
+    assert first.shape == (5, 32, 64, 3)
+    assert np.abs(first[:, :, :, 0] - frames(source)[:5, 2:34, :, 0]).mean() < 6
     assert np.abs(frames(out.path) - frames(source)).mean() > 5  # not the source back
     stages = [stage for stage, _ in sink.calls]
     assert stages[0] is Stage.LOADING

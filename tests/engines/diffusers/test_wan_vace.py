@@ -20,7 +20,7 @@ from reel.media.video import probe, sample_frames
 from reel.types import Mode
 from tests.engines.diffusers.conftest import MakeEngine
 from tests.engines.diffusers.test_engines import Sink, request
-from tests.engines.diffusers.tiny import require_gpu_extra
+from tests.engines.diffusers.tiny import PipelineSpy, require_gpu_extra
 
 require_gpu_extra()
 pytestmark = pytest.mark.gpu
@@ -84,16 +84,31 @@ def test_reference_frames_change_the_video_and_keep_its_length(
 
 
 def test_reference_frames_reach_every_chained_pass_and_image_to_video(
-    tmp_path: Path, tiny_models: dict[str, Path], make_engine: MakeEngine
+    tmp_path: Path,
+    tiny_models: dict[str, Path],
+    make_engine: MakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from diffusers import WanVACEPipeline
+
+    spy = PipelineSpy(monkeypatch, WanVACEPipeline)
     engine = make_engine("wan", tiny_models["wan-vace"], segment_frames=9)
     red = png(tmp_path / "red.png", (220, 30, 30))
-    i2v: dict[str, object] = {"mode": Mode.IMAGE_TO_VIDEO, "duration_s": 10.0}
-    plain = made(tmp_path, engine, "plain", **i2v)
-    refs = made(tmp_path, engine, "refs", reference_images=(red,), **i2v)
-    assert plain.shape[0] == refs.shape[0] == 20
-    for part in (slice(0, 9), slice(9, 20)):  # the first pass and the chained ones
-        assert change(plain[part], refs[part]) > 1.0
+    video = made(
+        tmp_path,
+        engine,
+        "refs",
+        mode=Mode.IMAGE_TO_VIDEO,
+        duration_s=10.0,
+        reference_images=(red,),
+    )
+    assert video.shape[0] == 20 and len(spy.calls) == 3  # three passes, each conditioned
+    for call in spy.calls:
+        assert [r.getpixel((0, 0)) for r in call["reference_images"]] == [(220, 30, 30)]
+        assert len(call["video"]) == len(call["mask"]) == call["num_frames"]
+    # The first pass starts on the request's image (request()'s red start frame).
+    first = np.asarray(spy.calls[0]["video"][0]).astype(np.int16)
+    assert np.abs(first - np.array([220, 40, 40])).mean() < 2
 
 
 def test_vace_inputs_are_the_start_frame_task_and_the_references_in_order(
