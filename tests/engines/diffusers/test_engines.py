@@ -280,11 +280,13 @@ def test_one_job_at_a_time_per_loaded_pipeline(
 def test_capabilities(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     s = settings(tmp_path)
     # An image-to-video model extends: the worker joins a segment started on the last frame.
-    both = Capabilities(text_to_video=True, image_to_video=True, extend=True)
+    # These models also edit (docs/models.md); what each Wan folder does is in
+    # test_wan_capabilities.py.
+    both = Capabilities(text_to_video=True, image_to_video=True, extend=True, edit=True)
     assert check_engine("wan", params={"model_dir": str(tiny_models["wan"])}, settings=s) == both
     assert check_engine("ltx", params={"model_dir": str(tiny_models["ltx"])}, settings=s) == both
     text_only = check_engine("wan", params={"model_dir": str(tiny_models["wan-t2v"])}, settings=s)
-    assert text_only == Capabilities(text_to_video=True, image_to_video=False)
+    assert text_only == Capabilities(text_to_video=True, image_to_video=False, edit=True)
     paired = check_engine(
         "wan",
         params={
