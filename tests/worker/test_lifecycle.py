@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from reel.db.models import LedgerEntry, Task
 from reel.engines.base import Interrupted
+from reel.queue import claim_task
 from reel.service import lifecycle, tasks
 from reel.service.context import Services
 from reel.types import Aspect, Mode, Stage, TaskStatus, Tier
@@ -78,6 +79,39 @@ def test_claim_is_exclusive(services: Services) -> None:
     submit(services)
     first, second = claim(services, "a"), claim(services, "b")
     assert first is not None and second is None
+
+
+def test_a_claim_is_one_statement_that_stamps_the_first_start(services: Services) -> None:
+    """The claim moves the row, stamps ``started_at`` and returns the row in one UPDATE; a
+    later attempt keeps the first start."""
+    _, tid = submit(services)
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite writers BEGIN IMMEDIATE
+            sent.append(statement)
+
+    started = []
+    for worker_id in ("a", "b"):
+        event.listen(services.db.engine, "before_cursor_execute", record)
+        before = time.time()
+        try:
+            with services.db.write() as session:
+                task = claim_task(
+                    session, tid, worker_id=worker_id, models=["sandbox"], lease_until=before + 5
+                )
+        finally:
+            event.remove(services.db.engine, "before_cursor_execute", record)
+        assert len(sent) == 1 and sent.pop().startswith("UPDATE tasks")
+        assert task is not None and task.status == TaskStatus.RUNNING
+        assert task.worker_id == worker_id and task.stage == Stage.LOADING
+        assert task.started_at is not None and task.started_at >= before - 0.01
+        started.append((task.started_at, task.attempts))
+        with services.db.write() as session:  # its worker vanished: requeued by the reaper
+            session.execute(update(Task).where(Task.id == tid).values(lease_until=0))
+            assert lifecycle.reap(session, max_queue_wait=3600).requeued == [tid]
+    assert started[1] == (started[0][0], 2)
+    assert row(services, tid).started_at == started[0][0]
 
 
 def test_finish_needs_the_current_lease(services: Services) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from reel.config import Settings
 from reel.queue.base import Dispatcher
 from reel.queue.claim import claim_next, claim_task
+from reel.queue.doorbell import Doorbell
 from reel.queue.local import LocalDispatcher
 
 __all__ = ["Dispatcher", "LocalDispatcher", "claim_next", "claim_task", "open_dispatcher"]
@@ -17,4 +18,4 @@ def open_dispatcher(settings: Settings) -> Dispatcher:
         return ProcrastinateDispatcher(
             make_app(settings), stalled_seconds=stalled_seconds(settings)
         )
-    return LocalDispatcher()
+    return LocalDispatcher(Doorbell(settings.data_dir / "wake"))

@@ -7,19 +7,31 @@ delivery of the same task finds nothing to claim.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Float, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from reel.db.models import Task
 from reel.types import Stage, TaskStatus
 
+Clock = Callable[[], float]
+
 
 def claim_where(
-    session: Session, guard: ColumnElement[bool], *, worker_id: str, lease_until: float
+    session: Session,
+    guard: ColumnElement[bool],
+    *,
+    worker_id: str,
+    lease_until: float,
+    clock: Clock = time.time,
 ) -> Task | None:
-    task_id = session.execute(
+    """The claim, one statement and one round trip: it also stamps ``started_at`` (the first
+    claim's time, read from ``clock`` as the statement runs; a retry keeps it) and returns
+    the whole row."""
+    claimed_at = bindparam("claimed_at", callable_=clock, type_=Float)
+    claim = (
         update(Task)
         .where(guard, Task.status == TaskStatus.QUEUED)
         .values(
@@ -29,22 +41,35 @@ def claim_where(
             attempts=Task.attempts + 1,
             stage=Stage.LOADING,
             percent=0.0,
+            started_at=func.coalesce(Task.started_at, claimed_at),
         )
-        .returning(Task.id)
-    ).scalar_one_or_none()
-    return None if task_id is None else session.get(Task, task_id, populate_existing=True)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.scalars(claim).one_or_none()
 
 
 def claim_task(
-    session: Session, task_id: str, *, worker_id: str, models: Sequence[str], lease_until: float
+    session: Session,
+    task_id: str,
+    *,
+    worker_id: str,
+    models: Sequence[str],
+    lease_until: float,
+    clock: Clock = time.time,
 ) -> Task | None:
     """Claim ``task_id`` if it is still queued and one of ``models``; else ``None``."""
     guard = (Task.id == task_id) & Task.model.in_(list(models))
-    return claim_where(session, guard, worker_id=worker_id, lease_until=lease_until)
+    return claim_where(session, guard, worker_id=worker_id, lease_until=lease_until, clock=clock)
 
 
 def claim_next(
-    session: Session, *, worker_id: str, models: Sequence[str], lease_until: float
+    session: Session,
+    *,
+    worker_id: str,
+    models: Sequence[str],
+    lease_until: float,
+    clock: Clock = time.time,
 ) -> Task | None:
     """Claim the next queued task of ``models`` (highest priority, then oldest), or ``None``.
 
@@ -58,4 +83,6 @@ def claim_next(
         .limit(1)
         .scalar_subquery()
     )
-    return claim_where(session, Task.id == candidate, worker_id=worker_id, lease_until=lease_until)
+    return claim_where(
+        session, Task.id == candidate, worker_id=worker_id, lease_until=lease_until, clock=clock
+    )

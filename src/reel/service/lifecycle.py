@@ -68,12 +68,6 @@ def models_with_capacity(session: Session, concurrency: Mapping[str, int]) -> li
     return [m for m, limit in concurrency.items() if running.get(m, 0) < limit]
 
 
-def start(session: Session, lease: Lease) -> None:
-    session.execute(
-        update(Task).where(_held(lease), Task.started_at.is_(None)).values(started_at=now())
-    )
-
-
 def heartbeat(
     session: Session,
     lease: Lease,

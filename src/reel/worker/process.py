@@ -12,6 +12,7 @@ import signal
 
 from reel.config import Settings
 from reel.logs import configure_logging
+from reel.queue import LocalDispatcher
 from reel.service.context import build_services
 from reel.worker.runner import Runner
 
@@ -25,7 +26,9 @@ def serve(runner: Runner) -> None:
 
         serve_jobs(runner)
     else:
-        runner.run_forever()
+        dispatcher = runner.services.dispatcher
+        bell = dispatcher.doorbell if isinstance(dispatcher, LocalDispatcher) else None
+        runner.run_forever(doorbell=bell)
 
 
 def run_once(runner: Runner) -> bool:

@@ -10,10 +10,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
 
 from reel.db.models import Task, Worker
 from reel.engines.base import (
@@ -26,6 +27,7 @@ from reel.engines.base import (
 from reel.engines.registry import check_engine, load_engine
 from reel.media.previews import spritesheet, thumbnail
 from reel.queue import claim_next, claim_task
+from reel.queue.doorbell import Doorbell, Listener
 from reel.service import lifecycle
 from reel.service.catalog import ModelSpec
 from reel.service.clock import now
@@ -71,12 +73,15 @@ class Runner:
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._clock = clock
+        self._listener: Listener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *, drain: bool = True) -> None:
         if drain:
             self._draining.set()
         self._stop.set()
+        if self._listener is not None:
+            self._listener.interrupt()
 
     @property
     def stopping(self) -> bool:
@@ -102,12 +107,19 @@ class Runner:
             for engine in self._engines.values():
                 engine.close()
 
-    def run_forever(self) -> None:
-        """The embedded queue's loop: claim queued rows until stopped."""
-        with self.registered():
-            while not self._stop.is_set():
-                if not self.run_next():
-                    self._stop.wait(self.settings.poll_seconds)
+    def run_forever(self, *, doorbell: Doorbell | None = None) -> None:
+        """The embedded queue's loop: claim queued rows until stopped. Between polls, a task
+        queued by any process of this machine wakes it at once through ``doorbell``."""
+        bell = doorbell.listening() if doorbell is not None else nullcontext(None)
+        with self.registered(), bell as listener:
+            self._listener = listener
+            idle = self._stop.wait if listener is None else listener.wait
+            try:
+                while not self._stop.is_set():
+                    if not self.run_next():
+                        idle(self.settings.poll_seconds)
+            finally:
+                self._listener = None
 
     def run_next(self) -> bool:
         """Claim the next queued task of our models and run it. ``False`` when none waited.
@@ -120,13 +132,16 @@ class Runner:
             if not open_models:
                 return False
             task = claim_next(
-                session, worker_id=self.worker_id, models=open_models, lease_until=lease_until
+                session,
+                worker_id=self.worker_id,
+                models=open_models,
+                lease_until=lease_until,
+                clock=now,
             )
             if task is None:
                 return False
-            lease = lifecycle.lease_of(task)
-            lifecycle.start(session, lease)
-        self._run(task, lease)
+            self._set_current(task.id, session=session)
+        self._run(task, lifecycle.lease_of(task))
         return True
 
     def run_task(self, task_id: str, *, abort_reason: AbortReason | None = None) -> bool:
@@ -143,19 +158,18 @@ class Runner:
                 worker_id=self.worker_id,
                 models=self.models,
                 lease_until=lease_until,
+                clock=now,
             )
             if task is None:
                 return False
-            lease = lifecycle.lease_of(task)
-            lifecycle.start(session, lease)
-        self._run(task, lease, abort_reason=abort_reason)
+            self._set_current(task.id, session=session)
+        self._run(task, lifecycle.lease_of(task), abort_reason=abort_reason)
         return True
 
     # --- one task ----------------------------------------------------------------------------
     def _run(
         self, task: Task, lease: lifecycle.Lease, *, abort_reason: AbortReason | None = None
     ) -> None:
-        self._set_current(task.id)
         reporter = ProgressReporter(
             self.services,
             lease,
@@ -413,14 +427,20 @@ class Runner:
             except Exception as exc:  # the database may be briefly away; try again next beat
                 log.warning("worker %s: heartbeat row not refreshed: %s", self.worker_id, exc)
 
-    def _set_current(self, task_id: str | None) -> None:
+    def _set_current(self, task_id: str | None, *, session: Session | None = None) -> None:
+        """The task this worker runs now, on its heartbeat row (in the claim's transaction
+        when ``session`` is given, so starting a task costs one transaction)."""
         t = now()
-        with self.services.db.write() as session:
-            session.execute(
-                update(Worker)
-                .where(Worker.id == self.worker_id)
-                .values(current_task=task_id, task_started_at=t if task_id else None, last_seen=t)
-            )
+        current = (
+            update(Worker)
+            .where(Worker.id == self.worker_id)
+            .values(current_task=task_id, task_started_at=t if task_id else None, last_seen=t)
+        )
+        if session is not None:
+            session.execute(current)
+            return
+        with self.services.db.write() as own:
+            own.execute(current)
 
     def _unregister(self) -> None:
         with self.services.db.write() as session:
