@@ -47,12 +47,13 @@ from reel.engines.diffusers.runtime import (
     fastest_attention,
     fit,
     free_memory,
+    output,
     slot_for,
     start_frame,
     to_frames,
+    writing,
 )
 from reel.engines.diffusers.segments import Frames, Segment, chain_segments
-from reel.media.video import VideoEncodeError, VideoWriter
 from reel.types import Stage
 
 if TYPE_CHECKING:
@@ -210,35 +211,21 @@ class DiffusersEngine:
             tracker.begin(segment)
             return self._render(job, segment, condition)
 
-        try:
-            with VideoWriter(
-                req.output_path,
-                width=geometry.out_width,
-                height=geometry.out_height,
-                fps=geometry.fps,
-                **ambience.audio_format(job.pipes.ambience),
-            ) as writer:
+        audio = ambience.audio_format(job.pipes.ambience)
+        with writing(req, geometry, label=self.label, **audio) as writer:
 
-                def emit(frames: Frames) -> None:
-                    tracker.encoding()
-                    for frame in frames:
-                        writer.write(fit(frame, geometry.out_width, geometry.out_height))
-                    tracker.end()
+            def emit(frames: Frames) -> None:
+                tracker.encoding()
+                for frame in frames:
+                    writer.write(fit(frame, geometry.out_width, geometry.out_height))
+                tracker.end()
 
-                chain_segments(geometry.plan, render, emit, start_image=start)
-                if job.pipes.ambience is not None and p.ambience is not None:
-                    seconds = geometry.plan.total / geometry.fps
-                    args = (job.pipes.ambience, p.ambience, req.prompt, seconds, job.seed)
-                    writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
-        except VideoEncodeError as exc:
-            raise EngineError(f"{self.label}: could not encode the video") from exc
-        return EngineOutput(
-            path=req.output_path,
-            width=geometry.out_width,
-            height=geometry.out_height,
-            fps=float(geometry.fps),
-            frames=geometry.plan.total,
-        )
+            chain_segments(geometry.plan, render, emit, start_image=start)
+            if job.pipes.ambience is not None and p.ambience is not None:
+                seconds = geometry.plan.total / geometry.fps
+                args = (job.pipes.ambience, p.ambience, req.prompt, seconds, job.seed)
+                writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
+        return output(req, geometry, geometry.plan.total)
 
     def _render(self, job: _Job, segment: Segment, condition: Frames | None) -> Frames:
         """One pass: text-to-video, or image-to-video from ``condition``; uint8 frames."""

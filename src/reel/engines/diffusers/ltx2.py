@@ -44,11 +44,10 @@ from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry
 from reel.engines.diffusers.model_files import check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, ModelDefaults
 from reel.engines.diffusers.progress import StepProgress
-from reel.engines.diffusers.runtime import fit, start_frame
+from reel.engines.diffusers.runtime import fit, output, start_frame, writing
 from reel.engines.diffusers.segments import Frames, Segment
 from reel.engines.diffusers.soundtrack import SoundChain
 from reel.media.audio import Samples
-from reel.media.video import VideoEncodeError, VideoWriter
 
 if TYPE_CHECKING:
     import torch
@@ -209,45 +208,31 @@ class LTX2Engine(DiffusersEngine):
         unheard = round(chain.dropped * rate / geometry.fps)  # the lead's sound: not written
         seed = req.seed if p.seed is None else p.seed
         previous: Frames | None = None
-        try:
-            with VideoWriter(
-                req.output_path,
-                width=geometry.out_width,
-                height=geometry.out_height,
-                fps=geometry.fps,
-                audio_rate=rate,
-                audio_channels=channels,
-            ) as writer:
-                for segment in geometry.plan.segments:
-                    tracker.begin(segment)
-                    start = chain.start if segment.index == 0 else None
-                    conditions = chain.conditions(segment, previous)
-                    done = self._pass(
-                        pipes, req.prompt, geometry, segment, seed, tracker, start, conditions
-                    )
-                    tracker.encoding()
-                    audio = sound.add(done.audio, segment)
-                    cut = min(unheard, audio.shape[1])
-                    unheard -= cut
-                    if audio.shape[1] > cut:
-                        writer.write_audio(_channels(audio[:, cut:], channels))
-                    for frame in done.out[chain.skip(segment) : segment.skip + segment.keep]:
-                        writer.write(fit(frame, geometry.out_width, geometry.out_height))
-                    tracker.end()
-                    previous = done.frames[-segment.overlap :]
-                tail = sound.finish()
-                if tail is not None:
-                    writer.write_audio(_channels(tail[:, unheard:], channels))
-        except VideoEncodeError as exc:
-            raise EngineError(f"{self.label}: could not encode the video") from exc
-        return EngineOutput(
-            path=req.output_path,
-            width=geometry.out_width,
-            height=geometry.out_height,
-            fps=float(geometry.fps),
-            frames=chain.frames,
-            metadata={"ltx2": {"passes": len(geometry.plan.segments), "audio_rate": rate}},
-        )
+        with writing(
+            req, geometry, label=self.label, audio_rate=rate, audio_channels=channels
+        ) as writer:
+            for segment in geometry.plan.segments:
+                tracker.begin(segment)
+                start = chain.start if segment.index == 0 else None
+                conditions = chain.conditions(segment, previous)
+                done = self._pass(
+                    pipes, req.prompt, geometry, segment, seed, tracker, start, conditions
+                )
+                tracker.encoding()
+                audio = sound.add(done.audio, segment)
+                cut = min(unheard, audio.shape[1])
+                unheard -= cut
+                if audio.shape[1] > cut:
+                    writer.write_audio(_channels(audio[:, cut:], channels))
+                for frame in done.out[chain.skip(segment) : segment.skip + segment.keep]:
+                    writer.write(fit(frame, geometry.out_width, geometry.out_height))
+                tracker.end()
+                previous = done.frames[-segment.overlap :]
+            tail = sound.finish()
+            if tail is not None:
+                writer.write_audio(_channels(tail[:, unheard:], channels))
+        meta = {"ltx2": {"passes": len(geometry.plan.segments), "audio_rate": rate}}
+        return output(req, geometry, chain.frames, meta)
 
     def _pass(
         self,

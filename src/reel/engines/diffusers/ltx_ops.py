@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 from PIL import Image
 
 from reel.config import Settings
@@ -35,10 +34,10 @@ from reel.engines.diffusers.conditioned import Chain, edit_chain, extension_chai
 from reel.engines.diffusers.geometry import Geometry
 from reel.engines.diffusers.model_files import read_config
 from reel.engines.diffusers.progress import StepProgress
-from reel.engines.diffusers.runtime import fit
+from reel.engines.diffusers.runtime import fit, output, to_frames, writing
 from reel.engines.diffusers.segments import Frames, Segment
 from reel.media.audio import Audio
-from reel.media.video import VideoEncodeError, VideoError, VideoWriter, read_audio
+from reel.media.video import VideoError, read_audio
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -124,41 +123,26 @@ class LTXOperations(DiffusersEngine):
         tracker = StepProgress(progress, geometry.plan)
         seed = req.seed if p.seed is None else p.seed
         previous: Frames | None = None
-        try:
-            with VideoWriter(
-                req.output_path,
-                width=geometry.out_width,
-                height=geometry.out_height,
-                fps=geometry.fps,
-                **audio,
-            ) as writer:
-                if sound is not None:
-                    writer.write_audio(sound.samples[:2])
-                for segment in geometry.plan.segments:
-                    tracker.begin(segment)
-                    conditions = chain.conditions(segment, previous)
-                    frames = self._pass(
-                        pipes.cond, req.prompt, geometry, segment, seed, tracker, conditions, run
-                    )
-                    tracker.encoding()
-                    for frame in frames[chain.skip(segment) : segment.skip + segment.keep]:
-                        writer.write(fit(frame, geometry.out_width, geometry.out_height))
-                    tracker.end()
-                    previous = frames[-segment.overlap :]
-                if ambient is not None and p.ambience is not None:
-                    seconds = chain.frames / geometry.fps
-                    args = (ambient, p.ambience, req.prompt, seconds, seed)
-                    writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
-        except VideoEncodeError as exc:
-            raise EngineError(f"{self.label}: could not encode the video") from exc
-        return EngineOutput(
-            path=req.output_path,
-            width=geometry.out_width,
-            height=geometry.out_height,
-            fps=float(geometry.fps),
-            frames=chain.frames,
-            metadata={"ltx": {"passes": len(geometry.plan.segments), "conditioned": True}},
-        )
+        with writing(req, geometry, label=self.label, **audio) as writer:
+            if sound is not None:
+                writer.write_audio(sound.samples[:2])
+            for segment in geometry.plan.segments:
+                tracker.begin(segment)
+                conditions = chain.conditions(segment, previous)
+                frames = self._pass(
+                    pipes.cond, req.prompt, geometry, segment, seed, tracker, conditions, run
+                )
+                tracker.encoding()
+                for frame in frames[chain.skip(segment) : segment.skip + segment.keep]:
+                    writer.write(fit(frame, geometry.out_width, geometry.out_height))
+                tracker.end()
+                previous = frames[-segment.overlap :]
+            if ambient is not None and p.ambience is not None:
+                seconds = chain.frames / geometry.fps
+                args = (ambient, p.ambience, req.prompt, seconds, seed)
+                writer.write_audio(ambience.render(*args, progress=progress, label=self.label))
+        meta = {"ltx": {"passes": len(geometry.plan.segments), "conditioned": True}}
+        return output(req, geometry, chain.frames, meta)
 
     def _pass(
         self,
@@ -200,15 +184,10 @@ class LTXOperations(DiffusersEngine):
             kwargs["denoise_strength"] = (run + 0.5) / steps
         kwargs["callback_on_step_end"] = tracker.step_callback(run or steps)
         with torch.inference_mode():
-            video = np.asarray(pipe(**kwargs).frames[0], dtype=np.float32)
-        if not np.isfinite(video).all():
-            raise EngineError(
-                f"{self.label}: the model produced an invalid video (NaN values); "
-                "try another dtype or seed"
-            )
-        if video.shape[0] != segment.frames:
+            frames = to_frames(pipe(**kwargs).frames[0], label=self.label)
+        if frames.shape[0] != segment.frames:
             raise EngineError(f"{self.label}: the model returned the wrong number of frames")
-        return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8)
+        return frames
 
 
 def schedule(steps: int) -> list[float]:

@@ -1,6 +1,7 @@
 """What every diffusers engine needs at run time, apart from a model family: the shared
 pipeline slots (one loaded copy and one lock per configuration in a process), devices and
-dtypes, the fastest attention backend, freeing memory, and frame fitting."""
+dtypes, the fastest attention backend, freeing memory, frame fitting, and writing the
+output video."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ import gc
 import sys
 import threading
 import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from reel.engines.base import EngineConfigError, EngineError, GenerationRequest
+from reel.engines.base import EngineConfigError, EngineError, EngineOutput, GenerationRequest
 from reel.engines.diffusers.geometry import Geometry
 from reel.engines.diffusers.params import Dtype
 from reel.engines.diffusers.segments import Frames
-from reel.media.video import RGBFrame
+from reel.media.video import RGBFrame, VideoEncodeError, VideoWriter
 from reel.types import Mode
 
 if TYPE_CHECKING:
@@ -34,9 +37,11 @@ __all__ = [
     "fastest_attention",
     "fit",
     "free_memory",
+    "output",
     "slot_for",
     "start_frame",
     "to_frames",
+    "writing",
 ]
 
 _T = TypeVar("_T")
@@ -171,3 +176,45 @@ def to_frames(video: object, *, label: str) -> Frames:
             f"{label}: the model produced an invalid video (NaN values); try another dtype or seed"
         )
     return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def writing(
+    req: GenerationRequest,
+    geometry: Geometry,
+    *,
+    label: str,
+    audio_rate: int | None = None,
+    audio_channels: int = 2,
+) -> Iterator[VideoWriter]:
+    """The :class:`VideoWriter` of ``req``'s output at ``geometry``'s output size and rate (with
+    an audio track at ``audio_rate``); a failure to encode is an :class:`EngineError`."""
+    try:
+        with VideoWriter(
+            req.output_path,
+            width=geometry.out_width,
+            height=geometry.out_height,
+            fps=geometry.fps,
+            audio_rate=audio_rate,
+            audio_channels=audio_channels,
+        ) as writer:
+            yield writer
+    except VideoEncodeError as exc:
+        raise EngineError(f"{label}: could not encode the video") from exc
+
+
+def output(
+    req: GenerationRequest,
+    geometry: Geometry,
+    frames: int,
+    metadata: Mapping[str, object] | None = None,
+) -> EngineOutput:
+    """What :func:`writing` wrote: ``frames`` frames at ``geometry``'s output size and rate."""
+    return EngineOutput(
+        path=req.output_path,
+        width=geometry.out_width,
+        height=geometry.out_height,
+        fps=float(geometry.fps),
+        frames=frames,
+        metadata=metadata or {},
+    )
