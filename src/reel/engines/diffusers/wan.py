@@ -38,7 +38,7 @@ from reel.engines.diffusers.guidance import batched_guidance
 from reel.engines.diffusers.model_files import ModelIndex, check_model_dir, read_config
 from reel.engines.diffusers.params import DiffusersParams, Dtype, ModelDefaults
 from reel.engines.diffusers.segments import Frames
-from reel.engines.diffusers.wan_edit import check_edit, edit_pipeline, edit_video
+from reel.engines.diffusers.wan_edit import check_edit, edit_pipeline, edit_video, wan_modules
 from reel.engines.diffusers.wan_vace import VACE, is_vace, vace_conditioning
 
 if TYPE_CHECKING:
@@ -164,14 +164,8 @@ class WanEngine(DiffusersEngine):
         else:
             t2v = main
             if main.config.expand_timesteps:
-                # Not from_pipe(): it casts every shared module to one dtype (float32 by
-                # default), undoing the bfloat16 transformer / float32 VAE split.
                 i2v = WanImageToVideoPipeline(
-                    tokenizer=main.tokenizer,
-                    text_encoder=main.text_encoder,
-                    vae=main.vae,
-                    scheduler=main.scheduler,
-                    transformer=main.transformer,
+                    **wan_modules(main),
                     transformer_2=main.transformer_2,
                     image_encoder=None,
                     image_processor=None,

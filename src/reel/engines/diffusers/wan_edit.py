@@ -33,16 +33,14 @@ from reel.engines.diffusers import ambience
 from reel.engines.diffusers.geometry import Geometry, ModelInfo, plan_geometry, segment_frames
 from reel.engines.diffusers.params import DiffusersParams
 from reel.engines.diffusers.progress import StepProgress
-from reel.engines.diffusers.runtime import LoadedPipelines, fit, to_frames
+from reel.engines.diffusers.runtime import LoadedPipelines, fit, output, to_frames, writing
 from reel.engines.diffusers.segments import Frames, Segment
 from reel.engines.diffusers.windows import edit_windows
 from reel.media.video import (
     Audio,
     RGBFrame,
-    VideoEncodeError,
     VideoError,
     VideoInfo,
-    VideoWriter,
     probe,
     read_audio,
     sample_frames,
@@ -51,7 +49,7 @@ from reel.media.video import (
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
-__all__ = ["EDIT_STRENGTH", "check_edit", "edit_pipeline", "edit_video"]
+__all__ = ["EDIT_STRENGTH", "check_edit", "edit_pipeline", "edit_video", "wan_modules"]
 
 #: ``params.edit_strength`` when unset: how much of the schedule an edit runs.
 EDIT_STRENGTH: Final = 0.7
@@ -83,22 +81,23 @@ def check_edit(p: DiffusersParams, info: ModelInfo, *, label: str) -> None:
         )
 
 
-def edit_pipeline(t2v: Any) -> DiffusionPipeline:
-    """A ``WanVideoToVideoPipeline`` on the modules of the loaded ``WanPipeline`` ``t2v``.
+def wan_modules(t2v: Any) -> dict[str, Any]:
+    """The modules of the loaded ``WanPipeline`` ``t2v`` that another Wan pipeline is built on.
 
-    Built directly rather than with ``from_pipe()``, which would cast the shared modules to
-    one dtype (see :mod:`.wan`).
+    Pipelines are built on them directly rather than with ``from_pipe()``: it casts every
+    shared module to one dtype (float32 by default), undoing the bfloat16 transformer /
+    float32 VAE split.
     """
+    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    return {name: getattr(t2v, name) for name in names}
+
+
+def edit_pipeline(t2v: Any) -> DiffusionPipeline:
+    """A ``WanVideoToVideoPipeline`` on the modules of the loaded ``WanPipeline`` ``t2v``."""
     from diffusers import WanVideoToVideoPipeline
     from diffusers.video_processor import VideoProcessor
 
-    v2v = WanVideoToVideoPipeline(
-        tokenizer=t2v.tokenizer,
-        text_encoder=t2v.text_encoder,
-        transformer=t2v.transformer,
-        vae=t2v.vae,
-        scheduler=t2v.scheduler,
-    )
+    v2v = WanVideoToVideoPipeline(**wan_modules(t2v))
     # diffusers 0.42 derives the VAE's scale factors from its downsampling layers, which is
     # right for the Wan 2.1 VAE only; the Wan 2.2 VAE (patchified, x16) states them in its
     # config, as WanPipeline reads them. Without this, TI2V-5B edits fail on a shape mismatch.
@@ -186,32 +185,22 @@ def edit_video(
         if sound is not None
         else ambience.audio_format(pipes.ambience)
     )
-    out_w, out_h = geometry.out_width, geometry.out_height
-    try:
-        with VideoWriter(req.output_path, width=out_w, height=out_h, fps=geometry.fps, **fmt) as w:
-            if sound is not None:
-                w.write_audio(sound.samples[:2])
+    with writing(req, geometry, label=label, **fmt) as w:
+        if sound is not None:
+            w.write_audio(sound.samples[:2])
 
-            def emit(frames: Frames) -> None:
-                for frame in frames:
-                    w.write(fit(frame, out_w, out_h))
-                tracker.end()
+        def emit(frames: Frames) -> None:
+            for frame in frames:
+                w.write(fit(frame, geometry.out_width, geometry.out_height))
+            tracker.end()
 
-            edit_windows(geometry.plan, _frames(req, geometry, label), edit, emit)
-            if sound is None and pipes.ambience is not None and p.ambience is not None:
-                seconds = geometry.plan.total / geometry.fps
-                args = (pipes.ambience, p.ambience, req.prompt, seconds, seed)
-                w.write_audio(ambience.render(*args, progress=progress, label=label))
-    except VideoEncodeError as exc:
-        raise EngineError(f"{label}: could not encode the video") from exc
-    return EngineOutput(
-        path=req.output_path,
-        width=out_w,
-        height=out_h,
-        fps=float(geometry.fps),
-        frames=geometry.plan.total,
-        metadata={"edit_strength": strength, "edit_windows": len(geometry.plan.segments)},
-    )
+        edit_windows(geometry.plan, _frames(req, geometry, label), edit, emit)
+        if sound is None and pipes.ambience is not None and p.ambience is not None:
+            seconds = geometry.plan.total / geometry.fps
+            args = (pipes.ambience, p.ambience, req.prompt, seconds, seed)
+            w.write_audio(ambience.render(*args, progress=progress, label=label))
+    meta = {"edit_strength": strength, "edit_windows": len(geometry.plan.segments)}
+    return output(req, geometry, geometry.plan.total, meta)
 
 
 def _probe(req: GenerationRequest, label: str) -> VideoInfo:
