@@ -29,7 +29,7 @@ from reel.types import Mode, Stage
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth
-from tests.engines.diffusers.tiny import FAST, require_gpu_extra
+from tests.engines.diffusers.tiny import FAST, params_toml, require_gpu_extra, service_settings
 from tests.factories import make_key
 
 torch = require_gpu_extra()
@@ -50,9 +50,8 @@ def tiny_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_models: dict[str, Path], tiny_audio: Path) -> Settings:
-    fast = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FAST.items())
-    models = tmp_path / "models.toml"
-    models.write_text(f"""
+    fast = params_toml()
+    models = f"""
 [models.wan]
 engine = "wan"
 [models.wan.params]
@@ -72,13 +71,8 @@ ambience = {{ model_dir = "{tiny_audio}", steps = 2, guidance = 3.0 }}
 sora2 = "wan-ambience"
 sora2-pro-standard = "wan"
 sora2-pro-high = "wan"
-""")
-    return Settings(
-        data_dir=tmp_path / "data",
-        models_file=models,
-        lease_seconds=30,
-        heartbeat_seconds=1,
-    )
+"""
+    return service_settings(tmp_path, models)
 
 
 def run_task(client: TestClient, runner: Runner, key: str, tier: str) -> dict[str, Any]:

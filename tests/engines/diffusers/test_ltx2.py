@@ -6,7 +6,6 @@ Through the whole service (API → queue → worker → engine → MP4) for text
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,12 @@ from reel.types import Mode, Stage
 from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.conftest import auth
-from tests.engines.diffusers.tiny import require_gpu_extra
+from tests.engines.diffusers.tiny import (
+    params_toml,
+    require_gpu_extra,
+    service_settings,
+    tiers_toml,
+)
 from tests.factories import make_key
 from tests.imageserver import image_server, png_bytes
 
@@ -43,29 +47,21 @@ FAST: dict[str, object] = {
 }
 
 
-@pytest.fixture
-def settings(tmp_path: Path, tiny_ltx2: dict[str, Path]) -> Settings:
-    fast = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FAST.items())
-    models = tmp_path / "models.toml"
-    models.write_text(f"""
+def ltx2_settings(tmp_path: Path, model_dir: Path) -> Settings:
+    """The whole service with the tiny LTX-2 model at ``model_dir`` serving every tier."""
+    models = f"""
 [models.ltx2]
 engine = "ltx2"
 [models.ltx2.params]
-model_dir = "{tiny_ltx2["model"]}"
-{fast}
+model_dir = "{model_dir}"
+{params_toml(FAST)}
+{tiers_toml("ltx2")}"""
+    return service_settings(tmp_path, models, image_fetch_allow_hosts=("127.0.0.1",))
 
-[tiers]
-sora2 = "ltx2"
-sora2-pro-standard = "ltx2"
-sora2-pro-high = "ltx2"
-""")
-    return Settings(
-        data_dir=tmp_path / "data",
-        models_file=models,
-        lease_seconds=30,
-        heartbeat_seconds=1,
-        image_fetch_allow_hosts=("127.0.0.1",),
-    )
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_ltx2: dict[str, Path]) -> Settings:
+    return ltx2_settings(tmp_path, tiny_ltx2["model"])
 
 
 def assert_video_with_sound(path: Path, *, frames: int) -> None:

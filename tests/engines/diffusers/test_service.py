@@ -6,7 +6,6 @@ in a models file exactly as an operator would write it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from reel.worker.runner import Runner
 from tests.conftest import auth, with_settings
 from tests.e2e.server import ReelServer
 from tests.e2e.test_server import post, wait_final
-from tests.engines.diffusers.tiny import FAST, require_gpu_extra
+from tests.engines.diffusers.tiny import params_toml, require_gpu_extra, service_settings
 from tests.factories import make_key
 from tests.imageserver import image_server, png_bytes
 
@@ -41,7 +40,7 @@ STATUS = "/api/sora-2/check-status"
 
 
 def models_toml(tiny: dict[str, Path], *, sora2: str = "wan") -> str:
-    fast = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FAST.items())
+    fast = params_toml()
     return f"""
 [models.wan]
 engine = "wan"
@@ -55,7 +54,7 @@ engine = "wan"
 [models.wan-chained.params]
 model_dir = "{tiny["wan"]}"
 segment_frames = 9
-{fast.replace("scale_to_tier = false", "scale_to_tier = true")}
+{params_toml(scale_to_tier=True)}
 
 [models.ltx]
 engine = "ltx"
@@ -79,15 +78,8 @@ sora2-pro-high = "ltx"
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_models: dict[str, Path]) -> Settings:
-    models = tmp_path / "models.toml"
-    models.write_text(models_toml(tiny_models))
-    return Settings(
-        data_dir=tmp_path / "data",
-        models_file=models,
-        lease_seconds=30,
-        heartbeat_seconds=1,
-        image_fetch_allow_hosts=("127.0.0.1",),
-    )
+    models = models_toml(tiny_models)
+    return service_settings(tmp_path, models, image_fetch_allow_hosts=("127.0.0.1",))
 
 
 def run_task(client: TestClient, runner: Runner, key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ API → queue → worker → engine → MP4, each model loaded through the engin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,13 @@ from reel.worker.process import run_once
 from reel.worker.runner import Runner
 from tests.api.test_openai_ops import content, mp4
 from tests.conftest import auth
-from tests.engines.diffusers.tiny import FAST, PipelineSpy, require_gpu_extra
+from tests.engines.diffusers.tiny import (
+    PipelineSpy,
+    params_toml,
+    require_gpu_extra,
+    service_settings,
+    tiers_toml,
+)
 from tests.factories import make_key
 
 require_gpu_extra()
@@ -34,15 +39,13 @@ V1 = "/v1/videos"
 def settings(tmp_path: Path, tiny_models: dict[str, Path]) -> Settings:
     """Wan 2.2 TI2V serves every tier (and edits, in 5-frame windows); a public VACE model
     takes characters (a fixed seed, so its videos are reproducible)."""
-    fast = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FAST.items())
-    models = tmp_path / "models.toml"
-    models.write_text(f"""
+    models = f"""
 [models.wan]
 engine = "wan"
 [models.wan.params]
 model_dir = "{tiny_models["wan"]}"
 segment_frames = 5
-{fast.replace("scale_to_tier = false", "scale_to_tier = true")}
+{params_toml(scale_to_tier=True)}
 
 [models.wan-vace]
 engine = "wan"
@@ -50,19 +53,9 @@ public = true
 [models.wan-vace.params]
 model_dir = "{tiny_models["wan-vace"]}"
 seed = 7
-{fast}
-
-[tiers]
-sora2 = "wan"
-sora2-pro-standard = "wan"
-sora2-pro-high = "wan"
-""")
-    return Settings(
-        data_dir=tmp_path / "data",
-        models_file=models,
-        lease_seconds=30,
-        heartbeat_seconds=1,
-    )
+{params_toml()}
+{tiers_toml("wan")}"""
+    return service_settings(tmp_path, models)
 
 
 def balance(services: Services, key_id: str) -> int:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from reel.config import Settings
 
 #: Fast settings for tiny models: 2 fps, 2 steps, short prompts, 64x32 (landscape) frames.
 FAST: dict[str, object] = {
@@ -18,6 +22,35 @@ FAST: dict[str, object] = {
     "max_sequence_length": 16,
     "scale_to_tier": False,
 }
+
+
+def params_toml(params: Mapping[str, object] = FAST, **changes: object) -> str:
+    """``params`` (with ``changes``) as the lines of a models file's ``params`` table."""
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in {**params, **changes}.items())
+
+
+def tiers_toml(model: str) -> str:
+    """A models file's ``[tiers]`` table with ``model`` serving every tier."""
+    return f"""
+[tiers]
+sora2 = "{model}"
+sora2-pro-standard = "{model}"
+sora2-pro-high = "{model}"
+"""
+
+
+def service_settings(tmp_path: Path, models: str, **more: Any) -> Settings:
+    """Settings for the whole service and an in-process worker on a models file holding
+    ``models``: a 30 s lease, heartbeats every second."""
+    path = tmp_path / "models.toml"
+    path.write_text(models)
+    return Settings(
+        data_dir=tmp_path / "data",
+        models_file=path,
+        lease_seconds=30,
+        heartbeat_seconds=1,
+        **more,
+    )
 
 
 def require_gpu_extra() -> ModuleType:
