@@ -14,13 +14,15 @@ import pytest
 
 from reel.config import Settings
 from reel.engines.base import EngineConfigError, GenerationRequest
+from reel.engines.diffusers.base import DiffusersEngine
 from reel.engines.diffusers.ltx2 import LTX2Engine
 from reel.engines.registry import check_engine
 from reel.media.audio import Audio
 from reel.media.video import encode_frames, probe, sample_frames
 from reel.service.extensions import ENGINE_OPERATIONS
 from reel.types import Mode
-from tests.engines.diffusers.test_ltx2 import FAST, assert_video_with_sound, engine, make_request
+from tests.engines.diffusers.conftest import MakeEngine
+from tests.engines.diffusers.test_ltx2 import FAST, assert_video_with_sound, make_request
 from tests.engines.diffusers.tiny import PipelineSpy, grey_levels, require_gpu_extra
 
 require_gpu_extra()
@@ -73,18 +75,18 @@ def edit(tmp_path: Path, source: Path, prompt: str = "a cat on the beach") -> Ge
 
 
 def test_an_extension_continues_the_source_s_last_frames(
-    tiny_ltx2: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine,
+    tiny_ltx2: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from diffusers import LTX2ConditionPipeline, LTX2ImageToVideoPipeline
 
     cond = PipelineSpy(monkeypatch, LTX2ConditionPipeline, number=True)
     i2v = PipelineSpy(monkeypatch, LTX2ImageToVideoPipeline)
     source = source_video(tmp_path, 12)  # 3 s at 4 fps
-    ltx2 = engine(tiny_ltx2, tmp_path)
-    try:
-        out = ltx2.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
-    finally:
-        ltx2.close()
+    ltx2 = make_engine("ltx2", tiny_ltx2["model"], **FAST)
+    out = ltx2.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
 
     assert not i2v.calls and len(cond.calls) == 1
     (condition,) = cond.calls[0]["conditions"]
@@ -102,17 +104,17 @@ def test_an_extension_continues_the_source_s_last_frames(
 
 
 def test_an_edit_keeps_the_source_s_frames_size_and_rate_with_new_sound(
-    tiny_ltx2: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine,
+    tiny_ltx2: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from diffusers import LTX2ConditionPipeline
 
     cond = PipelineSpy(monkeypatch, LTX2ConditionPipeline, number=True)
     source = source_video(tmp_path, 24)  # 6 s at 4 fps: two windows of at most 17 frames
-    ltx2 = engine(tiny_ltx2, tmp_path, segment_frames=17, edit_strength=0.3)
-    try:
-        out = ltx2.generate(edit(tmp_path, source), lambda stage, pct: None)
-    finally:
-        ltx2.close()
+    ltx2 = make_engine("ltx2", tiny_ltx2["model"], **FAST, segment_frames=17, edit_strength=0.3)
+    out = ltx2.generate(edit(tmp_path, source), lambda stage, pct: None)
 
     info = probe(out.path)
     assert (info.frames, info.width, info.height, info.fps) == (24, 80, 48, 4.0)
@@ -132,18 +134,21 @@ def test_an_edit_keeps_the_source_s_frames_size_and_rate_with_new_sound(
     assert grey_levels(out.path) == [*range(17), *range(9, 16)]
 
 
-def test_an_edit_follows_its_prompt(tiny_ltx2: dict[str, Path], tmp_path: Path) -> None:
+def assert_edits_follow_their_prompts(engine: DiffusersEngine, tmp_path: Path) -> None:
+    """Two edits of one 8-frame source with two prompts differ."""
     source = source_video(tmp_path, 8)
-    ltx2 = engine(tiny_ltx2, tmp_path)
-    try:
-        outs = [
-            ltx2.generate(edit(tmp_path, source, prompt), lambda stage, pct: None)
-            for prompt in ("a cat on the beach", "a dog in the city at night")
-        ]
-    finally:
-        ltx2.close()
+    outs = [
+        engine.generate(edit(tmp_path, source, prompt), lambda stage, pct: None)
+        for prompt in ("a cat on the beach", "a dog in the city at night")
+    ]
     a, b = (np.stack(list(sample_frames(o.path, range(8)))).astype(np.float32) for o in outs)
     assert np.abs(a - b).mean() > 1.0
+
+
+def test_an_edit_follows_its_prompt(
+    make_engine: MakeEngine, tiny_ltx2: dict[str, Path], tmp_path: Path
+) -> None:
+    assert_edits_follow_their_prompts(make_engine("ltx2", tiny_ltx2["model"], **FAST), tmp_path)
 
 
 def test_edit_strength_is_checked_at_start(tiny_ltx2: dict[str, Path], tmp_path: Path) -> None:

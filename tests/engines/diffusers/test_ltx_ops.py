@@ -10,39 +10,40 @@ import pytest
 
 from reel.config import Settings
 from reel.engines.base import EngineConfigError
-from reel.engines.diffusers.ltx import LTXEngine
+from reel.engines.diffusers.base import DiffusersEngine
 from reel.engines.diffusers.ltx_ops import edit_schedule
 from reel.engines.registry import check_engine
-from reel.media.video import encode_frames, probe, read_audio, sample_frames
+from reel.media.video import encode_frames, probe, read_audio
 from reel.service.extensions import ENGINE_OPERATIONS
-from tests.engines.diffusers.test_ltx2_ops import edit, extension, source_video
-from tests.engines.diffusers.tiny import FAST, PipelineSpy, grey_levels, require_gpu_extra
+from tests.engines.diffusers.conftest import MakeEngine
+from tests.engines.diffusers.test_ltx2_ops import (
+    assert_edits_follow_their_prompts,
+    edit,
+    extension,
+    source_video,
+)
+from tests.engines.diffusers.tiny import PipelineSpy, grey_levels, require_gpu_extra
 
 require_gpu_extra()
 pytestmark = pytest.mark.gpu
 
 
-def engine(model_dir: Path, tmp_path: Path, **params: object) -> LTXEngine:
-    """64x32 at 2 fps, passes of at most 9 frames (4 s at 2 fps takes two)."""
-    return LTXEngine(
-        params={"model_dir": str(model_dir), **FAST, "segment_frames": 9, **params},
-        settings=Settings(data_dir=tmp_path / "data"),
-    )
+def engine(make_engine: MakeEngine, model_dir: Path, **params: object) -> DiffusersEngine:
+    """64x32 at 2 fps, passes of at most 9 frames (4 s at 2 fps takes two); closed after the
+    test."""
+    return make_engine("ltx", model_dir, segment_frames=9, **params)
 
 
 def test_0_9_5_extends_on_the_source_s_last_frames(
-    tiny_ltx095: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine, tiny_ltx095: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from diffusers import LTXConditionPipeline, LTXImageToVideoPipeline
 
     cond = PipelineSpy(monkeypatch, LTXConditionPipeline, number=True)
     i2v = PipelineSpy(monkeypatch, LTXImageToVideoPipeline)
     source = source_video(tmp_path, 6, fps=2)
-    ltx = engine(tiny_ltx095, tmp_path)
-    try:
-        out = ltx.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
-    finally:
-        ltx.close()
+    ltx = engine(make_engine, tiny_ltx095)
+    out = ltx.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
 
     assert not i2v.calls and len(cond.calls) == 2
     (lead,) = cond.calls[0]["conditions"]
@@ -59,24 +60,25 @@ def test_0_9_5_extends_on_the_source_s_last_frames(
 
 
 def test_earlier_models_extend_from_the_last_frame(
-    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine,
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from diffusers import LTXConditionPipeline, LTXImageToVideoPipeline
 
     cond = PipelineSpy(monkeypatch, LTXConditionPipeline)
     i2v = PipelineSpy(monkeypatch, LTXImageToVideoPipeline)
     source = source_video(tmp_path, 6, fps=2)
-    ltx = engine(tiny_models["ltx"], tmp_path)
-    try:
-        out = ltx.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
-    finally:
-        ltx.close()
+    ltx = engine(make_engine, tiny_models["ltx"])
+    out = ltx.generate(extension(tmp_path, source, 4.0), lambda stage, pct: None)
     assert not cond.calls and i2v.calls
     assert probe(out.path).frames == 8
 
 
 @pytest.mark.parametrize("model", ["ltx", "ltx095"])
 def test_an_edit_keeps_the_source_s_frames_size_rate_and_sound(
+    make_engine: MakeEngine,
     model: str,
     tiny_models: dict[str, Path],
     tiny_ltx095: Path,
@@ -88,11 +90,8 @@ def test_an_edit_keeps_the_source_s_frames_size_rate_and_sound(
     cond = PipelineSpy(monkeypatch, LTXConditionPipeline)
     source = source_video(tmp_path, 12)  # 3 s at 4 fps, 80x48, with a tone
     folder = tiny_ltx095 if model == "ltx095" else tiny_models["ltx"]
-    ltx = engine(folder, tmp_path, steps=4, edit_strength=0.8)
-    try:
-        out = ltx.generate(edit(tmp_path, source), lambda stage, pct: None)
-    finally:
-        ltx.close()
+    ltx = engine(make_engine, folder, steps=4, edit_strength=0.8)
+    out = ltx.generate(edit(tmp_path, source), lambda stage, pct: None)
 
     info = probe(out.path)
     assert (info.frames, info.width, info.height, info.fps) == (12, 80, 48, 4.0)
@@ -108,18 +107,10 @@ def test_an_edit_keeps_the_source_s_frames_size_rate_and_sound(
     assert tail.strength == 1.0 and len(tail.video) == (5 if model == "ltx095" else 1)
 
 
-def test_an_edit_follows_its_prompt(tiny_ltx095: Path, tmp_path: Path) -> None:
-    source = source_video(tmp_path, 8)
-    ltx = engine(tiny_ltx095, tmp_path, edit_strength=1.0)
-    try:
-        outs = [
-            ltx.generate(edit(tmp_path, source, prompt), lambda stage, pct: None)
-            for prompt in ("a cat on the beach", "a dog in the city at night")
-        ]
-    finally:
-        ltx.close()
-    a, b = (np.stack(list(sample_frames(o.path, range(8)))).astype(np.float32) for o in outs)
-    assert np.abs(a - b).mean() > 1.0
+def test_an_edit_follows_its_prompt(
+    make_engine: MakeEngine, tiny_ltx095: Path, tmp_path: Path
+) -> None:
+    assert_edits_follow_their_prompts(engine(make_engine, tiny_ltx095, edit_strength=1.0), tmp_path)
 
 
 def test_the_edit_schedule() -> None:
@@ -157,18 +148,15 @@ def tiny_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ambience_for_a_continued_segment_and_a_silent_source_s_edit(
-    tiny_ltx095: Path, tiny_audio: Path, tmp_path: Path
+    make_engine: MakeEngine, tiny_ltx095: Path, tiny_audio: Path, tmp_path: Path
 ) -> None:
     silent = tmp_path / "silent.mp4"
     encode_frames([np.full((48, 80, 3), 10 * i, np.uint8) for i in range(12)], silent, fps=4)
     voiced = source_video(tmp_path, 6, fps=2)
     ambient = {"model_dir": str(tiny_audio), "steps": 2}
-    ltx = engine(tiny_ltx095, tmp_path, ambience=ambient)
-    try:
-        segment = ltx.generate(extension(tmp_path, voiced, 4.0), lambda stage, pct: None)
-        edited = ltx.generate(edit(tmp_path, silent), lambda stage, pct: None)
-    finally:
-        ltx.close()
+    ltx = engine(make_engine, tiny_ltx095, ambience=ambient)
+    segment = ltx.generate(extension(tmp_path, voiced, 4.0), lambda stage, pct: None)
+    edited = ltx.generate(edit(tmp_path, silent), lambda stage, pct: None)
     for out, seconds in ((segment, 4.0), (edited, 3.0)):
         sound = read_audio(out.path)
         assert sound is not None and sound.duration_s == pytest.approx(seconds, abs=0.1)
