@@ -17,6 +17,7 @@ from tests.service.test_character_lifetimes import clip
 def test_characters_page_lists_and_deletes(
     admin_client: TestClient, admin_services: Services, tmp_path: Path
 ) -> None:
+    assert "No characters" in admin_client.get("/admin/characters").text  # the empty state
     alice = admin.issue_key(admin_services, name="alice-prod", credits=0)
     bob = admin.issue_key(admin_services, name="<i>bob</i>", credits=0)
     video = clip(tmp_path)
@@ -27,6 +28,7 @@ def test_characters_page_lists_and_deletes(
     for shown in (mara.id, ivo.id, "Mara", "alice-prod", f"/admin/keys/{alice.id}"):
         assert shown in html
     assert "<b>Ivo</b>" not in html and "&lt;b&gt;Ivo&lt;/b&gt;" in html  # user text escaped
+    assert '<table class="table">' in html and "No characters" not in html
     one_key = admin_client.get(f"/admin/characters?key={alice.id}").text
     assert mara.id in one_key and ivo.id not in one_key
     assert f"/admin/characters?key={alice.id}" in admin_client.get(f"/admin/keys/{alice.id}").text
