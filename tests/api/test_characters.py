@@ -16,7 +16,7 @@ from openai.types import Video
 
 from reel.api.app import create_app
 from reel.db.models import Character, Task
-from reel.engines.base import Capabilities, EngineOutput, GenerationRequest
+from reel.engines.base import Capabilities
 from reel.service import character_frames, extensions, keys
 from reel.service.catalog import Catalog, ModelSpec, Offer
 from reel.service.clock import now
@@ -29,6 +29,7 @@ from reel.worker.runner import Runner
 from tests.api.test_openai_ops import balance, mp4
 from tests.conftest import auth
 from tests.factories import make_key
+from tests.worker.recording import Recorder, plain_request
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 V1 = "/v1/videos"
@@ -53,37 +54,13 @@ def sdk(client: TestClient, issued: keys.IssuedKey) -> Iterator[openai.OpenAI]:
         yield c
 
 
-class Recorder:
-    """An engine that only records what it was asked (the Runner's sandbox makes the videos)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.calls: list[GenerationRequest] = []
-
-    def generate(self, req: GenerationRequest, progress: object) -> EngineOutput:
-        self.calls.append(req)
-        return EngineOutput(req.output_path, req.width, req.height, 8.0, 8)
-
-    def close(self) -> None:
-        pass
-
-
 def references_given(services: Services, task_id: str, work: Path) -> list[bytes]:
     """The reference frames the worker hands the engine for ``task_id``, read back."""
     with services.db.read() as session:
         task = session.get(Task, task_id)
         assert task is not None
-    engine = Recorder()
-    req = GenerationRequest(
-        task_id=task_id,
-        prompt=task.prompt,
-        mode=Mode.TEXT_TO_VIDEO,
-        width=64,
-        height=36,
-        duration_s=4.0,
-        output_path=work / "out.mp4",
-    )
+    engine = Recorder()  # records the request only: no video is needed here
+    req = plain_request(task_id, task.prompt, work)
     caps = Capabilities(references=True)
     operations.generate(
         engine, task, req, lambda _s, _p: None, storage=services.storage, capabilities=lambda: caps

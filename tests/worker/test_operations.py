@@ -8,24 +8,11 @@ from pathlib import Path
 import pytest
 
 from reel.db.models import Task
-from reel.engines.base import Capabilities, EngineError, EngineOutput, GenerationRequest
+from reel.engines.base import Capabilities, EngineError
 from reel.storage import LocalStorage
-from reel.types import Mode, Stage
+from reel.types import Stage
 from reel.worker import operations
-
-
-class Recorder:
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.calls: list[GenerationRequest] = []
-
-    def generate(self, req: GenerationRequest, progress: object) -> EngineOutput:
-        self.calls.append(req)
-        raise AssertionError("the engine must not run")
-
-    def close(self) -> None:
-        pass
+from tests.worker.recording import Recorder, plain_request
 
 
 def _sink(stage: Stage, percent: float) -> None:
@@ -44,15 +31,7 @@ def test_an_operation_the_engine_cannot_do_fails_before_it_runs(
     tmp_path: Path, extra: dict[str, object], lacking: str
 ) -> None:
     engine = Recorder()
-    req = GenerationRequest(
-        task_id="task_x",
-        prompt="p",
-        mode=Mode.TEXT_TO_VIDEO,
-        width=64,
-        height=36,
-        duration_s=4.0,
-        output_path=tmp_path / "out.mp4",
-    )
+    req = plain_request("task_x", "p", tmp_path)
     with pytest.raises(EngineError, match=lacking):
         operations.generate(
             engine,
