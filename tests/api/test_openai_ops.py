@@ -274,7 +274,10 @@ def test_characters_are_created_read_used_and_kept_per_key(
         inset = np.asarray(ImageOps.fit(image.convert("RGB"), (side, side)), dtype=np.int16)
     margin = max(1, side // 8)
     shown = frame[margin : margin + side, margin : margin + side]
-    assert np.abs(shown - inset).mean() < 25  # the reference frame, in the corner
+    # The reference frame, in the corner (H.264 blurs a small inset: compared with the same
+    # frame turned half round rather than with an exact threshold).
+    near = np.abs(shown - inset).mean()
+    assert near < 40 and near < 0.6 * np.abs(shown - inset[::-1, ::-1]).mean()
     # Another key's prompt naming "Mara" uses nothing of this key's.
     other = client.post(V1, json={"prompt": "Mara sleeps"}, headers=auth(stranger.key)).json()
     with services.db.read() as session:
