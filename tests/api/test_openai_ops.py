@@ -289,46 +289,6 @@ def test_characters_are_created_read_used_and_kept_per_key(
     assert client.get(f"{V1}/characters/{made.id}", headers=auth(api_key)).status_code == 404
 
 
-def test_character_refusals_are_free(
-    client: TestClient, services: Services, tmp_path: Path
-) -> None:
-    key = make_key(services, credits=100)
-    for seconds in (1, 5):  # a character's video is 2-4 s
-        resp = client.post(
-            f"{V1}/characters",
-            data={"name": "Short"},
-            files={"video": ("x.mp4", mp4(tmp_path, seconds), "video/mp4")},
-            headers=auth(key.key),
-        )
-        assert resp.status_code == 400 and resp.json()["error"]["param"] == "video", resp.text
-    for name in ("Ann", "Bo", "Cy"):
-        resp = client.post(
-            f"{V1}/characters",
-            data={"name": name},
-            files={"video": ("x.mp4", mp4(tmp_path, 2), "video/mp4")},
-            headers=auth(key.key),
-        )
-        assert resp.status_code == 200, resp.text
-    same = client.post(
-        f"{V1}/characters",
-        data={"name": "Ann"},
-        files={"video": ("x.mp4", mp4(tmp_path, 2), "video/mp4")},
-        headers=auth(key.key),
-    )
-    assert same.status_code == 400 and same.json()["error"]["param"] == "name"
-    three = client.post(V1, json={"prompt": "Ann, Bo and Cy dance"}, headers=auth(key.key))
-    assert three.status_code == 400 and "at most 2" in three.json()["error"]["message"]
-    # A model that cannot condition on references.
-    with TestClient(create_app(services.settings, services=restricted(services, "ltx"))) as c:
-        resp = c.post(V1, json={"prompt": "Ann waves"}, headers=auth(key.key))
-        assert resp.status_code == 400 and "characters" in resp.json()["error"]["message"]
-        # No character named: the same model takes the create.
-        assert (
-            c.post(V1, json={"prompt": "Annabel waves"}, headers=auth(key.key)).status_code == 200
-        )
-    assert balance(services, key.id) == 98
-
-
 class Through(httpx.BaseTransport):
     """An httpx transport that hands each request to the in-process app's TestClient."""
 
