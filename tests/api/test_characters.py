@@ -1,6 +1,7 @@
 """Characters keep several reference frames and a create passes them all to the engine; a
 character made when characters kept one frame still works; an uploaded source runs as the
-``model`` its request names (the unmodified ``openai`` package sends it through ``extra_body``).
+``model`` its request names (the unmodified ``openai`` package sends it through ``extra_body``);
+every refusal (length, name, count, a model without reference conditioning) charges nothing.
 """
 
 from __future__ import annotations
